@@ -73,6 +73,11 @@ class Generator(nn.Module):
     #: default rendering resolution R of the raw image (the official module attribute, here never mutated)
     neural_rendering_resolution: int
     render_settings: RenderSettings
+    #: orbit radius and look-at point of the training cameras (EG3D FFHQ defaults)
+    camera_radius: float = 2.7
+    camera_pivot: tuple[float, float, float] = (0.0, 0.0, 0.2)
+    #: field of view of the training cameras (degrees)
+    fov_deg: float = 18.837
 
     # --- to implement -------------------------------------------------------------------------------------
     def mapping(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0,
@@ -89,6 +94,11 @@ class Generator(nn.Module):
         return None
 
     # --- provided -----------------------------------------------------------------------------------------
+    def camera(self, yaw=0.0, pitch=0.0) -> Tensor:
+        """Labels [N, c_dim] for yaw/pitch offsets (radians) from frontal, on this generator's camera orbit."""
+        from .cameras import camera
+        return camera(yaw, pitch, radius=self.camera_radius, lookat=self.camera_pivot, fov_deg=self.fov_deg)
+
     def check_ws(self, ws: Tensor) -> Tensor:
         if not isinstance(ws, Tensor) or ws.ndim != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
             shape = list(ws.shape) if isinstance(ws, Tensor) else type(ws).__name__

@@ -132,6 +132,8 @@ class EG3D(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["eg3d",
             white_back=bool(rk.get("white_back", False)),
             disparity_space_sampling=bool(rk.get("disparity_space_sampling", False)),
             box_warp=float(rk["box_warp"]))
+        self.camera_radius = float(rk.get("avg_camera_radius", 2.7))
+        self.camera_pivot = tuple(float(v) for v in rk.get("avg_camera_pivot", [0, 0, 0.2]))
         self.requires_grad_(False)
         self.eval()
 
@@ -156,15 +158,6 @@ class EG3D(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["eg3d",
     def superresolve(self, rgb: Tensor, features: Tensor, ws: Tensor) -> Tensor:
         return self.superresolution(rgb, features, ws,
                                     noise_mode=self.rendering_kwargs.get("superresolution_noise_mode", "none"))
-
-    # cameras ------------------------------------------------------------------------------------------------
-    @property
-    def camera_radius(self) -> float:
-        return float(self.rendering_kwargs.get("avg_camera_radius", 2.7))
-
-    @property
-    def camera_pivot(self) -> tuple[float, float, float]:
-        return tuple(float(v) for v in self.rendering_kwargs.get("avg_camera_pivot", [0, 0, 0.2]))
 
     # checkpoints --------------------------------------------------------------------------------------------
     @classmethod

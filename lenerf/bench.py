@@ -1,0 +1,108 @@
+"""``python -m lenerf bench render``: time the full-size FFHQ EG3D architecture (random weights) per preset.
+
+Reports median wall time of ``repeats`` runs after one warm-up, FLOPs per frame counted by
+``torch.utils.flop_counter`` (matmuls and convolutions; elementwise work and tri-plane lookups are not counted)
+and the achieved GFLOP/s. Batch 1, fp32, noise_mode 'const', psi 0.7.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+FFHQ_INIT_KWARGS = {
+    "z_dim": 512, "w_dim": 512, "c_dim": 25, "img_resolution": 512, "img_channels": 3,
+    "mapping_kwargs": {"num_layers": 2}, "channel_base": 32768, "channel_max": 512, "num_fp16_res": 0,
+    "conv_clamp": None, "sr_num_fp16_res": 4,
+    "sr_kwargs": {"channel_base": 32768, "channel_max": 512, "fused_modconv_default": "inference_only"},
+    "neural_rendering_resolution": 128,
+}
+
+OFFICIAL_FULL_FORWARD_S = 10.34  # shared/golden/eg3d/timing.json (official code, same machine class)
+
+
+def _time(fn, repeats: int, sync) -> tuple[float, list[float]]:
+    fn()
+    sync()
+    runs = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        sync()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs), runs
+
+
+def _flops(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def bench_render(repeats: int = 3, threads: int = 2, device: str = "cpu", quick: bool = False) -> dict:
+    from .eg3d import EG3D
+    if device == "cpu":
+        torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    repeats = 1 if quick else repeats
+    torch.manual_seed(0)
+    G = EG3D(**FFHQ_INIT_KWARGS).to(device)
+    z = torch.from_numpy(np.random.RandomState(0).randn(1, 512)).float().to(device)
+    c = G.camera(0.3, 0.1).to(device)
+    gen = torch.Generator(device=device)
+    rows = {}
+    with torch.no_grad():
+        ws = G.mapping(z, c, 0.7, 14)
+        field = G.field(ws)
+
+        def full():
+            return G(z, c, truncation_psi=0.7, truncation_cutoff=14, generator=gen.manual_seed(0))
+
+        def preview_frame():
+            return G.render_field(field, ws, c, preset="preview", generator=gen.manual_seed(0))
+
+        def preview_first():
+            return G.render_field(G.field(ws), ws, c, preset="preview", generator=gen.manual_seed(0))
+
+        feat = G.render_field(field, ws, c, generator=gen.manual_seed(0))["image_features"]
+        parts = {
+            "full: forward (mapping + tri-planes + render 128^2 x 96 + SR 512^2)": full,
+            "full: tri-plane backbone only": lambda: G.planes(ws),
+            "full: renderer only (128^2 rays, 48+48 samples)": lambda: G.render_field(
+                field, ws, c, preset=_no_sr(), generator=gen.manual_seed(0)),
+            "full: superresolution only (128 -> 512)": lambda: G.superresolve(feat[:, :3], feat, ws),
+            "preview: frame, tri-planes cached (64^2 rays, 24+24 samples, bilinear to 256)": preview_frame,
+            "preview: first frame incl. tri-planes": preview_first,
+        }
+        for name, fn in parts.items():
+            median, runs = _time(fn, repeats, sync)
+            flops = _flops(fn)
+            rows[name] = {"median_s": round(median, 4), "runs_s": [round(r, 4) for r in runs],
+                          "gflop": round(flops / 1e9, 2), "gflop_per_s": round(flops / 1e9 / median, 1)}
+    result = {
+        "device": device if device != "cpu" else f"cpu ({platform.processor() or platform.machine()}), "
+                                                  f"{torch.get_num_threads()} threads",
+        "torch": torch.__version__, "batch": 1, "dtype": "float32", "noise_mode": "const", "repeats": repeats,
+        "official_full_forward_s": OFFICIAL_FULL_FORWARD_S, "results": rows,
+    }
+    _print_table(result)
+    return result
+
+
+def _no_sr():
+    from .generator import Preset
+    return Preset("full-no-sr", superresolution=False, output_resolution=128)
+
+
+def _print_table(result: dict) -> None:
+    print(f"EG3D ffhq512-128 (random weights) on {result['device']}, torch {result['torch']}, batch 1, fp32")
+    print(f"{'stage':<82} {'ms':>9} {'GFLOP':>8} {'GFLOP/s':>8}")
+    for name, r in result["results"].items():
+        print(f"{name:<82} {r['median_s'] * 1000:>9.1f} {r['gflop']:>8.1f} {r['gflop_per_s']:>8.1f}")
+    full = next(iter(result["results"].values()))["median_s"]
+    print(f"official implementation, full forward: {result['official_full_forward_s']} s "
+          f"-> speed-up {result['official_full_forward_s'] / full:.2f}x")
