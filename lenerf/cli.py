@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--seed", type=int, nargs="+", default=[0])
     r.add_argument("--out", required=True)
     r.add_argument("--preset", choices=["preview", "full"], default="preview")
-    r.add_argument("--truncation", type=float, default=0.7)
+    r.add_argument("--truncation", type=float, default=None, help="psi (default: the generator's own, 0.7 for EG3D)")
     r.add_argument("--yaw", type=float, default=0.0, help="radians from frontal, + moves the camera to +x")
     r.add_argument("--pitch", type=float, default=0.0, help="radians from frontal, + raises the camera")
     r.add_argument("--turntable", action="store_true")

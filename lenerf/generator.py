@@ -78,6 +78,8 @@ class Generator(nn.Module):
     camera_pivot: tuple[float, float, float] = (0.0, 0.0, 0.2)
     #: field of view of the training cameras (degrees)
     fov_deg: float = 18.837
+    #: truncation psi used when the user does not choose one
+    default_truncation: float = 0.7
 
     # --- to implement -------------------------------------------------------------------------------------
     def mapping(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0,

@@ -14,12 +14,13 @@ from .generator import Generator, Preset
 from .media import depth_to_uint8, to_uint8
 
 
-def latent_from_seed(G: Generator, seed: int, truncation_psi: float = 0.7, truncation_cutoff: int | None = None,
-                     device=None) -> Tensor:
+def latent_from_seed(G: Generator, seed: int, truncation_psi: float | None = None,
+                     truncation_cutoff: int | None = None, device=None) -> Tensor:
     """ws [1, num_ws, w_dim] for an integer seed, conditioned on the frontal camera (as the official
     gen_samples.py does). z is drawn with ``numpy.random.RandomState(seed)`` like the official scripts."""
     if not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2 ** 32:
         raise InputError(f"seed must be an integer in [0, 2^32), got {seed!r}")
+    truncation_psi = G.default_truncation if truncation_psi is None else truncation_psi
     if not 0.0 <= float(truncation_psi) <= 1.5:
         raise InputError(f"truncation psi must be in [0, 1.5], got {truncation_psi}")
     device = device or next(G.parameters(), torch.empty(0)).device
