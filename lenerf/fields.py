@@ -32,6 +32,10 @@ class Field:
     def decode(self, features: Tensor) -> tuple[Tensor, Tensor]:
         raise NotImplementedError
 
+    def descriptor(self, features: Tensor) -> Tensor:
+        """Per-point description [N, P, D] that an attention field reads (default: the features)."""
+        return features
+
     def __call__(self, points: Tensor) -> tuple[Tensor, Tensor]:
         return self.decode(self.features(points))
 

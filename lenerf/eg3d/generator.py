@@ -84,6 +84,11 @@ class TriPlaneField(Field):
     def decode(self, features: Tensor) -> tuple[Tensor, Tensor]:
         return self.decoder(features)
 
+    def descriptor(self, features: Tensor) -> Tensor:
+        """The 65-d per-sample vector LENeRF's attention field reads: mean plane features (32) | raw decoder
+        output (sigma logit + 32 pre-sigmoid channels)."""
+        return torch.cat([features, self.decoder.net(features)], -1)
+
 
 def _default_rendering_kwargs() -> dict:
     return {"image_resolution": 512, "disparity_space_sampling": False, "clamp_mode": "softplus",

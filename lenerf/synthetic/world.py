@@ -177,6 +177,11 @@ class SyntheticHeadField(Field):
     def decode(self, features: Tensor) -> tuple[Tensor, Tensor]:
         return features[..., 1:].clamp(0, 1), features[..., :1]
 
+    def descriptor(self, features: Tensor) -> Tensor:
+        """What an attention field may read: density and colour (the ground-truth part memberships are withheld,
+        so a mask must be learnt from colour, shape and position, as from EG3D's features)."""
+        return features[..., :4]
+
 
 class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["lenerf", "synthetic"]):
     """The procedural heads generator. No weights: everything is a function of ``seed`` (the code basis)."""

@@ -1,0 +1,101 @@
+"""Loading CLIP models through open_clip: the project's MiniCLIP and real open_clip models share one path.
+
+``load_clip("miniclip")`` builds open_clip's ``CLIP`` class from ``checkpoints/miniclip/open_clip_config.json`` and
+loads ``model.safetensors``; ``load_clip("ViT-B-32", pretrained="openai")`` goes through
+``open_clip.create_model`` (needs the weights in the Hub cache when offline). Both come back as a
+:class:`ClipModel`: the open_clip model, its tokenizer and its normalisation, frozen and in eval mode.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import CheckpointError, NotAvailableError
+
+ROOT = Path(__file__).resolve().parents[2]
+MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
+
+
+@dataclass
+class ClipModel:
+    model: open_clip.CLIP
+    tokenizer: object
+    image_size: int
+    mean: Tensor
+    std: Tensor
+    name: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> "ClipModel":
+        self.model.to(device)
+        self.mean, self.std = self.mean.to(device), self.std.to(device)
+        return self
+
+    def preprocess(self, images: Tensor) -> Tensor:
+        """Differentiable: images [N, 3, H, W] in [-1, 1] -> resized (bilinear, no antialias) and normalised."""
+        x = (images + 1) / 2
+        if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
+            x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
+        return (x - self.mean.view(1, 3, 1, 1)) / self.std.view(1, 3, 1, 1)
+
+    def tokenize(self, texts: list[str]) -> Tensor:
+        return self.tokenizer(texts).to(self.device)
+
+    def encode_text(self, texts: list[str], normalize: bool = False) -> Tensor:
+        return self.model.encode_text(self.tokenize(texts), normalize=normalize)
+
+    def encode_image(self, images: Tensor, normalize: bool = False) -> Tensor:
+        """images in [-1, 1] (any size) -> embeddings [N, D]."""
+        return self.model.encode_image(self.preprocess(images), normalize=normalize)
+
+
+def miniclip_model(config: dict) -> open_clip.CLIP:
+    cfg = dict(config)
+    return open_clip.CLIP(embed_dim=cfg["embed_dim"], vision_cfg=cfg["vision_cfg"], text_cfg=cfg["text_cfg"],
+                          quick_gelu=cfg.get("quick_gelu", False))
+
+
+def _wrap(model, tokenizer, name: str) -> ClipModel:
+    model.eval().requires_grad_(False)
+    size = model.visual.image_size
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    mean = torch.tensor(getattr(model.visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN)
+    std = torch.tensor(getattr(model.visual, "image_std", None) or open_clip.OPENAI_DATASET_STD)
+    return ClipModel(model, tokenizer, int(size), mean, std, name)
+
+
+def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str | None = None) -> ClipModel:
+    """``name``: 'miniclip' (or a folder holding open_clip_config.json + model.safetensors), or an open_clip
+    model name such as 'ViT-B-32' with ``pretrained`` ('openai', a local file, or None for random weights)."""
+    folder = MINICLIP_DIR if name == "miniclip" else Path(name)
+    if name == "miniclip" or folder.is_dir():
+        cfg_path, weights = folder / "open_clip_config.json", folder / "model.safetensors"
+        if not cfg_path.is_file() or not weights.is_file():
+            raise CheckpointError(f"MiniCLIP weights not found in {folder}; create them with "
+                                  "`python -m lenerf.synthetic train-clip`")
+        cfg = json.loads(cfg_path.read_text())
+        model = miniclip_model(cfg["model_cfg"])
+        from safetensors.torch import load_file
+        state = {k: v.float() for k, v in load_file(weights).items()}
+        model.load_state_dict(state, strict=True)
+        tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=cfg["model_cfg"]["text_cfg"]["context_length"])
+        clip = _wrap(model, tokenizer, "miniclip" if name == "miniclip" else str(folder))
+    else:
+        try:
+            model = open_clip.create_model(name, pretrained=pretrained)
+        except RuntimeError as e:
+            raise NotAvailableError(f"could not load open_clip model {name} ({pretrained}): {e}") from None
+        except Exception as e:
+            raise NotAvailableError(f"could not load open_clip model {name} ({pretrained}): {type(e).__name__}: "
+                                    f"{e}. Without network, use HF_HUB_OFFLINE=1 with a filled cache.") from None
+        clip = _wrap(model, open_clip.get_tokenizer(name), name)
+    return clip.to(device) if device else clip

@@ -1,0 +1,180 @@
+"""Applying trained edits: compose source, target and mask fields and render them (method.md §1, §3, §9).
+
+For a source latent ws and an edit (mapper M, attention field A, optional deformation T, strength lambda):
+
+    wt = ws + lambda * M(ws)
+    source render (stratified + importance samples, their depths and weights are kept)
+    at the *same* samples:  m = A(desc_s(x'), x, ws, wt[, desc_t(x)]),  x' = x + T(x, ws, wt)
+                            F = (1 - m) F_s(x') + m F_t(x)  -> decoder -> ray march -> (SR)
+    2D mask = 2 * sum_i w_i(sigma_s) m_i - 1  (rendered with the source weights)
+
+Several edits stack: edit k blends its target into the composite of edits 1..k-1 (its mapper acts on the
+original ws, its attention field reads the composite's descriptors).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from ..fields import Field
+from ..generator import Generator, Preset, get_preset
+from ..rendering import composite_mask, render, sample_rays
+from .modules import AttentionField, DeformationField, LatentResidualMapper
+
+
+class EditModules(nn.Module):
+    """The trained parts of one edit."""
+
+    def __init__(self, num_ws: int, w_dim: int, descriptor_dim: int, mapper_groups=("fine",),
+                 afn_kind: str = "mlp", afn_hidden: int = 64, use_xyz: bool = True, deformation: bool = False,
+                 dn_hidden: int = 64, afn_bias_init: float = 0.0):
+        super().__init__()
+        self.mapper = LatentResidualMapper(num_ws, w_dim, tuple(mapper_groups))
+        self.attention = AttentionField(descriptor_dim, w_dim, afn_kind, afn_hidden, use_xyz, afn_bias_init)
+        self.deformation = DeformationField(w_dim, dn_hidden) if deformation else None
+
+
+class DeformedField(Field):
+    def __init__(self, field: Field, dn: DeformationField, ws: Tensor, wt: Tensor):
+        self.field, self.dn, self.ws, self.wt = field, dn, ws, wt
+        self.feature_dim, self.color_dim = field.feature_dim, field.color_dim
+
+    def features(self, points: Tensor) -> Tensor:
+        return self.field.features(self.dn(points, self.ws, self.wt))
+
+    def decode(self, features: Tensor):
+        return self.field.decode(features)
+
+    def descriptor(self, features: Tensor) -> Tensor:
+        return self.field.descriptor(features)
+
+
+class MaskedBlend(Field):
+    """F = (1 - m) F_source + m F_target with m from an attention field; records every m it computes so that the
+    mask can be volume-rendered with the source weights afterwards."""
+
+    def __init__(self, source: Field, target: Field, attention: AttentionField, ws: Tensor, wt: Tensor,
+                 texture_only: bool = False, threshold: float | None = None):
+        self.source, self.target, self.attention = source, target, attention
+        self.ws, self.wt, self.texture_only, self.threshold = ws, wt, texture_only, threshold
+        self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
+        self.masks: list[Tensor] = []
+
+    def descriptor(self, features: Tensor) -> Tensor:
+        return self.source.descriptor(features)
+
+    def decode(self, features: Tensor):
+        return self.source.decode(features)
+
+    def mask(self, points: Tensor, fs: Tensor, ft: Tensor) -> Tensor:
+        desc_t = self.target.descriptor(ft) if self.attention.kind == "attention" else None
+        m = self.attention(self.source.descriptor(fs), points, self.ws, self.wt, desc_t)
+        if self.threshold is not None and not self.attention.training:
+            m = torch.where(m > self.threshold, m, torch.zeros_like(m))
+        return m
+
+    def features(self, points: Tensor) -> Tensor:
+        fs, ft = self.source.features(points), self.target.features(points)
+        m = self.mask(points, fs, ft)
+        self.masks.append(m)
+        return torch.lerp(fs, ft, m.to(fs.dtype))
+
+    def __call__(self, points: Tensor):
+        fs, ft = self.source.features(points), self.target.features(points)
+        m = self.mask(points, fs, ft)
+        self.masks.append(m)
+        colors, sigma = self.source.decode(torch.lerp(fs, ft, m.to(fs.dtype)))
+        if self.texture_only:
+            sigma = self.source.decode(fs)[1]
+        return colors, sigma
+
+
+@dataclass
+class Edit:
+    """A trained edit ready to apply: modules + how to apply them."""
+
+    modules: EditModules
+    strength: float = 1.0
+    texture_only: bool = False
+    threshold: float | None = None
+    name: str = "edit"
+
+    def target_latent(self, ws: Tensor, strength: float | None = None) -> Tensor:
+        s = self.strength if strength is None else strength
+        return ws + s * self.modules.mapper(ws)
+
+
+@dataclass
+class EditResult:
+    """Images [N, 3, H, W] in [-1, 1]; raw renders [N, 3, R, R]; mask [N, 1, R, R] in [0, 1]."""
+
+    source: Tensor
+    edited: Tensor
+    mask: Tensor
+    source_raw: Tensor
+    edited_raw: Tensor
+    target: Tensor | None = None
+    source_depth: Tensor | None = None
+    opacity: Tensor | None = None
+
+
+class LocalEditor:
+    """Applies one or several edits to latents of a generator (any :class:`~lenerf.generator.Generator`)."""
+
+    def __init__(self, G: Generator, edits: list[Edit]):
+        self.G, self.edits = G, list(edits)
+
+    def composite_field(self, ws: Tensor, strengths: list[float] | None = None, noise_mode: str = "const"):
+        """-> (source field, composite field, list of MaskedBlend layers)."""
+        src = self.G.field(ws, noise_mode)
+        field, layers = src, []
+        for k, e in enumerate(self.edits):
+            wt = e.target_latent(ws, None if strengths is None else strengths[k])
+            tgt = self.G.field(wt, noise_mode)
+            base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
+            blend = MaskedBlend(base, tgt, e.modules.attention, ws, wt, e.texture_only, e.threshold)
+            layers.append(blend)
+            field = blend
+        return src, field, layers
+
+    def render(self, ws: Tensor, c: Tensor, preset: str | Preset | None = "preview",
+               strengths: list[float] | None = None, generator: torch.Generator | None = None,
+               with_target: bool = False, chunk_points: int = 1 << 17) -> EditResult:
+        """Render source and edited heads (and the combined 3D mask) from cameras c [N, 25]."""
+        G = self.G
+        p = get_preset(preset)
+        res = int(p.neural_rendering_resolution or G.neural_rendering_resolution)
+        settings = G.render_settings.replace(depth_resolution=p.depth_resolution,
+                                             depth_resolution_importance=p.depth_resolution_importance)
+        n = c.shape[0]
+        origins, dirs = sample_rays(c[:, :16].reshape(-1, 4, 4), c[:, 16:25].reshape(-1, 3, 3), res)
+        src_field, field, layers = self.composite_field(ws, strengths)
+        src = render(src_field, origins, dirs, settings, generator=generator, chunk_points=chunk_points,
+                     return_samples=True)
+        out = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points)
+        # union of the edits' masks, each volume-rendered with the source weights
+        mask = torch.zeros_like(src.weights_sum)
+        for layer in layers:
+            m = torch.cat(layer.masks, 1).reshape(n, -1, src.sample_depths.shape[2], 1)
+            mask = torch.maximum(mask, composite_mask(m, src.sample_weights))
+
+        def images(colors: Tensor, ws_sr: Tensor):
+            feat = colors.permute(0, 2, 1).reshape(n, -1, res, res)
+            img = G.superresolve(feat[:, :3], feat, ws_sr) if p.superresolution else None
+            if img is None:
+                size = p.output_resolution or G.img_resolution
+                img = feat[:, :3] if size == res else torch.nn.functional.interpolate(
+                    feat[:, :3], size=(size, size), mode="bilinear", align_corners=False)
+            return img, feat[:, :3]
+
+        s_img, s_raw = images(src.colors, ws)
+        e_img, e_raw = images(out.colors, ws)
+        target = None
+        if with_target and self.edits:
+            wt = self.edits[-1].target_latent(ws)
+            target = G.render_field(G.field(wt), wt, c, preset=p, generator=generator)["image"]
+        to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
+        return EditResult(s_img, e_img, to_img(mask), s_raw, e_raw, target, to_img(src.depth),
+                          to_img(src.weights_sum))

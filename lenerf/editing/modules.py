@@ -1,0 +1,153 @@
+"""The three trained add-on modules of LENeRF (method.md §2, §4, §5).
+
+* :class:`LatentResidualMapper` - ws -> residual; coarse/medium/fine sub-mappers shared inside each group.
+* :class:`AttentionField` - per-sample (descriptor | xyz) [+ latents] -> 3D mask m in (0, 1).
+* :class:`DeformationField` - (x, ws, wt) -> x' = x + T(x, ws, wt), read the source field at x'.
+
+All fully-connected layers are StyleGAN2 equalised-learning-rate layers (official parametrisation and init).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..eg3d.layers import FullyConnectedLayer, normalize_2nd_moment
+
+
+def default_groups(num_ws: int) -> dict[str, tuple[int, int]]:
+    """w-index ranges of the coarse/medium/fine groups (EG3D, 14 ws: 0-3, 4-7, 8-13)."""
+    if num_ws == 14:
+        return {"coarse": (0, 4), "medium": (4, 8), "fine": (8, 14)}
+    a, b = max(1, num_ws * 2 // 7), max(2, num_ws * 4 // 7)
+    return {"coarse": (0, a), "medium": (a, b), "fine": (b, num_ws)}
+
+
+class SubMapper(nn.Module):
+    """RMS-normalise, then 4 x (FC + lrelu*sqrt2) with lr multiplier 0.01; last layer weights x0.01 at init."""
+
+    def __init__(self, w_dim: int, layers: int = 4):
+        super().__init__()
+        self.net = nn.Sequential(*[FullyConnectedLayer(w_dim, w_dim, activation="lrelu", lr_multiplier=0.01)
+                                   for _ in range(layers)])
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.01)
+
+    def forward(self, w: Tensor) -> Tensor:
+        return self.net(normalize_2nd_moment(w, dim=-1))
+
+
+class LatentResidualMapper(nn.Module):
+    """ws [N, num_ws, w_dim] -> residual [N, num_ws, w_dim] (zero for disabled groups)."""
+
+    def __init__(self, num_ws: int, w_dim: int, groups: tuple[str, ...] = ("coarse", "medium", "fine")):
+        super().__init__()
+        self.num_ws, self.w_dim = num_ws, w_dim
+        self.ranges = default_groups(num_ws)
+        self.groups = tuple(groups)
+        for g in self.groups:
+            if g not in self.ranges:
+                raise ValueError(f"unknown mapper group {g!r}; choose from {list(self.ranges)}")
+        self.mappers = nn.ModuleDict({g: SubMapper(w_dim) for g in self.groups})
+
+    def forward(self, ws: Tensor) -> Tensor:
+        out = torch.zeros_like(ws)
+        for g, m in self.mappers.items():
+            a, b = self.ranges[g]
+            out = out.index_copy(1, torch.arange(a, b, device=ws.device), m(ws[:, a:b]))
+        return out
+
+
+class _LatentBranch(nn.Module):
+    """FC(w -> h) lrelu, FC(h -> out) lrelu on each w vector, averaged over the layers -> [N, out]."""
+
+    def __init__(self, w_dim: int, hidden: int, out: int):
+        super().__init__()
+        self.net = nn.Sequential(FullyConnectedLayer(w_dim, hidden, activation="lrelu"),
+                                 FullyConnectedLayer(hidden, out, activation="lrelu"))
+
+    def forward(self, ws: Tensor) -> Tensor:
+        return self.net(ws).mean(1)
+
+
+class AttentionField(nn.Module):
+    """The Attention Field Network. ``kind``:
+
+    * ``"mlp"`` (official ``default``): [descriptor | xyz] -> 4-layer MLP;
+    * ``"ws_condition"``: also latent codes of ws and wt (official ``ws_condition``);
+    * ``"attention"`` (paper Eq. 5): a source token and a target token (target features at the *same* points),
+      each fused with its latent token, one-head self-attention over the two, then a linear layer.
+
+    Inputs are RMS-normalised over (descriptor | xyz). Output m = sigmoid(-logit) in (0, 1) (the official sign
+    convention, kept so that official weights would load); ``bias_init`` shifts the initial mask.
+    """
+
+    def __init__(self, descriptor_dim: int, w_dim: int, kind: str = "mlp", hidden: int = 64,
+                 use_xyz: bool = True, bias_init: float = 0.0):
+        super().__init__()
+        if kind not in ("mlp", "ws_condition", "attention"):
+            raise ValueError(f"unknown attention field kind {kind!r}")
+        self.kind, self.use_xyz = kind, use_xyz
+        d_in = descriptor_dim + (3 if use_xyz else 0)
+        h = hidden
+        if kind == "attention":
+            self.token = FullyConnectedLayer(d_in, h, activation="lrelu")
+            self.latent = FullyConnectedLayer(w_dim, h, activation="lrelu")
+            self.fuse = FullyConnectedLayer(2 * h, h, activation="lrelu")
+            self.attn = nn.MultiheadAttention(h, 1, batch_first=True)
+            self.out = FullyConnectedLayer(2 * h, 1, bias_init=bias_init)
+        else:
+            extra = h if kind == "ws_condition" else 0
+            if kind == "ws_condition":
+                self.latent_s = _LatentBranch(w_dim, h, h // 2)
+                self.latent_t = _LatentBranch(w_dim, h, h // 2)
+            self.net = nn.Sequential(FullyConnectedLayer(d_in + extra, h, activation="lrelu"),
+                                     FullyConnectedLayer(h, h, activation="lrelu"),
+                                     FullyConnectedLayer(h, h, activation="lrelu"),
+                                     FullyConnectedLayer(h, 1, bias_init=bias_init))
+
+    def _inp(self, desc: Tensor, xyz: Tensor) -> Tensor:
+        a = torch.cat([desc, xyz], -1) if self.use_xyz else desc
+        return normalize_2nd_moment(a, dim=-1)
+
+    def logits(self, desc_s: Tensor, xyz: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None = None) -> Tensor:
+        """desc_* [N, P, D], xyz [N, P, 3], ws/wt [N, num_ws, w_dim] -> [N, P, 1]."""
+        a = self._inp(desc_s, xyz)
+        if self.kind == "mlp":
+            return self.net(a)
+        if self.kind == "ws_condition":
+            lat = torch.cat([self.latent_s(ws), self.latent_t(wt)], -1)
+            return self.net(torch.cat([a, lat.unsqueeze(1).expand(-1, a.shape[1], -1)], -1))
+        if desc_t is None:
+            raise ValueError("the attention variant needs the target descriptors")
+        n, p, _ = a.shape
+        tok = torch.stack([self.token(a), self.token(self._inp(desc_t, xyz))], 2)  # [N, P, 2, h]
+        lat = torch.stack([self.latent(ws).mean(1), self.latent(wt).mean(1)], 1)  # [N, 2, h]
+        tok = self.fuse(torch.cat([tok, lat.unsqueeze(1).expand(-1, p, -1, -1)], -1)).reshape(n * p, 2, -1)
+        y, _ = self.attn(tok, tok, tok, need_weights=False)
+        return self.out(F.leaky_relu(y, 0.01).reshape(n, p, -1))
+
+    def forward(self, desc_s: Tensor, xyz: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None = None) -> Tensor:
+        return torch.sigmoid(-self.logits(desc_s, xyz, ws, wt, desc_t))
+
+
+class DeformationField(nn.Module):
+    """x' = x + T(x, ws, wt) (method.md §5); last layer x0.01 at init so that T starts near zero."""
+
+    def __init__(self, w_dim: int, hidden: int = 64):
+        super().__init__()
+        self.latent_s = _LatentBranch(w_dim, hidden, hidden // 2)
+        self.latent_t = _LatentBranch(w_dim, hidden, hidden // 2)
+        self.net = nn.Sequential(FullyConnectedLayer(3 + hidden, hidden, activation="lrelu"),
+                                 FullyConnectedLayer(hidden, hidden, activation="lrelu"),
+                                 FullyConnectedLayer(hidden, hidden, activation="lrelu"),
+                                 FullyConnectedLayer(hidden, 3))
+        with torch.no_grad():
+            self.net[-1].weight.mul_(0.01)
+
+    def offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
+        lat = torch.cat([self.latent_s(ws), self.latent_t(wt)], -1)
+        return self.net(torch.cat([x, lat.unsqueeze(1).expand(-1, x.shape[1], -1)], -1))
+
+    def forward(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
+        return x + self.offsets(x, ws, wt)

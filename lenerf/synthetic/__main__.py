@@ -1,0 +1,56 @@
+"""``python -m lenerf.synthetic {train-clip,eval-clip,train-classifier}``: the synthetic world's trained models."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lenerf.synthetic", description=__doc__)
+    p.add_argument("--threads", type=int, default=2)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train-clip", help="train MiniCLIP (deterministic, resumable) and write its card")
+    t.add_argument("--out", default="checkpoints/miniclip")
+    t.add_argument("--work", default="runs/miniclip", help="dataset cache + resumable training state")
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--heads", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--vision-layers", type=int, default=None)
+    t.add_argument("--eval-heads", type=int, default=None)
+    t.add_argument("--vision-width", type=int, default=None)
+    t.add_argument("--vision-head-width", type=int, default=None)
+    e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
+    e.add_argument("--model", default="checkpoints/miniclip")
+    e.add_argument("--work", default="runs/miniclip")
+    c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
+    c.add_argument("--out", default="checkpoints/attribute_classifier")
+    c.add_argument("--work", default="runs/classifier")
+    c.add_argument("--steps", type=int, default=None)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    if a.cmd == "train-clip":
+        from .train_clip import train_clip
+        overrides = {k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
+                                             "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
+                                             "vision_width": a.vision_width, "vision_head_width": a.vision_head_width}.items() if v is not None}
+        card = train_clip(a.out, a.work, overrides)
+        print(json.dumps(card["scores_held_out"], indent=1))
+    elif a.cmd == "eval-clip":
+        from ..clip.models import load_clip
+        from .evaluate import evaluate_clip
+        from .train_clip import CONFIG
+        cfg = json.loads((__import__("pathlib").Path(a.model) / "card.json").read_text())["config"] \
+            if (__import__("pathlib").Path(a.model) / "card.json").is_file() else CONFIG
+        print(json.dumps(evaluate_clip(load_clip(a.model), cfg, a.work), indent=1))
+    elif a.cmd == "train-classifier":
+        from .classifier import train_classifier
+        card = train_classifier(a.out, a.work, {"steps": a.steps} if a.steps else None)
+        print(json.dumps(card["scores_held_out"], indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

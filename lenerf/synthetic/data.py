@@ -1,0 +1,88 @@
+"""Rendered datasets of the synthetic world: images, attribute classes, part label images; cached as safetensors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from ..cameras import sample_cameras
+from .world import ATTRIBUTES, SyntheticHeads
+
+ATTR_KEYS = tuple(ATTRIBUTES)  # column order of the attribute matrix
+TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 2_000_000  # held-out heads never overlap the training heads
+
+
+def latents(G: SyntheticHeads, seeds) -> Tensor:
+    """ws [len(seeds), 14, 32]; z of seed s = numpy RandomState(s).randn(32) (as everywhere in the project)."""
+    z = np.stack([np.random.RandomState(int(s)).randn(G.z_dim) for s in seeds])
+    with torch.no_grad():
+        return G.mapping(torch.from_numpy(z).float(), None)
+
+
+def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 64, seed: int = 0):
+    """-> images [N, 3, R, R] in [-1, 1], label images [N, R, R] (0 = background, k = PARTS[k-1])."""
+    from ..generator import Preset
+    preset = Preset("dataset", resolution, superresolution=False, output_resolution=resolution)
+    with torch.no_grad():
+        out = G.render_field(G.field(ws), ws, cams, preset=preset,
+                             generator=torch.Generator(device=ws.device).manual_seed(seed))
+    probs = (out["image_features"][:, 3:] + 1) / 2
+    best, idx = probs.max(1)
+    labels = torch.where(best > 0.5, idx + 1, torch.zeros_like(idx))
+    return out["image"], labels
+
+
+def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64, camera_seed: int = 0,
+                 batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None) -> dict[str, Tensor]:
+    """Render ``views`` random views of heads ``seed_base + i``. Returns uint8 images [M, 3, R, R], int64 attrs
+    [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25]."""
+    G = G or SyntheticHeads()
+    seeds = np.repeat(np.arange(seed_base, seed_base + n_heads), views)
+    cams = sample_cameras(len(seeds), generator=torch.Generator().manual_seed(camera_seed),
+                          radius=G.camera_radius, lookat=G.camera_pivot)
+    images, labels, attrs = [], [], []
+    for a in tqdm(range(0, len(seeds), batch), desc="rendering", unit="batch", disable=not progress):
+        ws = latents(G, seeds[a:a + batch])
+        img, lab = render_batch(G, ws, cams[a:a + batch], resolution, seed=camera_seed + a)
+        images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
+        labels.append(lab.to(torch.uint8))
+        at = G.attributes(ws)
+        attrs.append(torch.stack([at[k] for k in ATTR_KEYS], 1))
+    return {"images": torch.cat(images), "labels": torch.cat(labels), "attrs": torch.cat(attrs),
+            "seeds": torch.from_numpy(seeds).long(), "cams": cams}
+
+
+def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
+    """make_dataset, cached in ``path`` (safetensors): the same arguments always give the same file."""
+    path = Path(path)
+    if path.is_file():
+        return load_file(path)
+    data = make_dataset(**kw)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".partial")
+    save_file({k: v.contiguous() for k, v in data.items()}, tmp)
+    tmp.replace(path)
+    return data
+
+
+def to_float(images_u8: Tensor) -> Tensor:
+    return images_u8.float() / 127.5 - 1
+
+
+def random_affine(x: Tensor, gen: torch.Generator, max_scale: float = 0.12, max_shift: float = 0.08,
+                  max_rot: float = 0.14) -> Tensor:
+    """Per-image random zoom/shift/rotation (border padding), differentiable in x."""
+    n = x.shape[0]
+    s = 1 + (torch.rand(n, generator=gen) * 2 - 1) * max_scale
+    r = (torch.rand(n, generator=gen) * 2 - 1) * max_rot
+    t = (torch.rand(n, 2, generator=gen) * 2 - 1) * max_shift
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = s * torch.cos(r), -s * torch.sin(r)
+    theta[:, 1, 0], theta[:, 1, 1] = s * torch.sin(r), s * torch.cos(r)
+    theta[:, :, 2] = t
+    grid = torch.nn.functional.affine_grid(theta.to(x), list(x.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(x, grid, padding_mode="border", align_corners=False)

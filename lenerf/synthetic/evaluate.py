@@ -1,0 +1,89 @@
+"""Held-out evaluation of MiniCLIP: zero-shot attribute accuracy, text->image retrieval, relevance-map IoU."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..clip.models import ClipModel
+from ..clip.relevance import relevance_maps
+from ..metrics import mean_mask_baseline, relevance_iou
+from .data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, cached_dataset, to_float
+from .world import ATTRIBUTES, PARTS
+
+ZERO_SHOT_TEMPLATES = {"skin": "a face with {} skin", "eyes": "a face with {} eyes", "hair": "a face with {} hair",
+                       "hair_length": "a face with {} hair", "lips": "a face with {} lips",
+                       "nose": "a face with a {} nose"}
+#: relevance prompt per part, filled with the image's own attribute ("mouth" is the lips)
+RELEVANCE_PROMPTS = {"eyes": ("eyes", "{} eyes"), "hair": ("hair", "{} hair"), "mouth": ("lips", "{} lips"),
+                     "nose": ("nose", "{} nose")}
+
+
+def full_caption(names: dict[str, str]) -> str:
+    return (f"a face with {names['skin']} skin, {names['eyes']} eyes, {names['hair_length']} {names['hair']} hair, "
+            f"{names['lips']} lips and a {names['nose']} nose")
+
+
+def names_of(row) -> dict[str, str]:
+    return {k: ATTRIBUTES[k][int(row[i])] for i, k in enumerate(ATTR_KEYS)}
+
+
+@torch.no_grad()
+def embed_images(clip: ClipModel, images_u8: torch.Tensor, batch: int = 128) -> torch.Tensor:
+    return torch.cat([clip.encode_image(to_float(images_u8[a:a + batch]), normalize=True)
+                      for a in range(0, len(images_u8), batch)])
+
+
+def zero_shot_accuracy(clip: ClipModel, img_emb: torch.Tensor, attrs: torch.Tensor) -> dict[str, float]:
+    out = {}
+    with torch.no_grad():
+        for i, k in enumerate(ATTR_KEYS):
+            txt = clip.encode_text([ZERO_SHOT_TEMPLATES[k].format(c) for c in ATTRIBUTES[k]], normalize=True)
+            pred = (img_emb @ txt.T).argmax(1)
+            out[k] = (pred == attrs[:, i]).float().mean().item()
+    return out
+
+
+def retrieval_top1(clip: ClipModel, img_emb: torch.Tensor, attrs: torch.Tensor, group: int = 32) -> float:
+    hits, total = 0, 0
+    with torch.no_grad():
+        for a in range(0, len(attrs) - group + 1, group):
+            rows = attrs[a:a + group]
+            txt = clip.encode_text([full_caption(names_of(r)) for r in rows], normalize=True)
+            best = (txt @ img_emb[a:a + group].T).argmax(1)
+            hits += (rows[best] == rows).all(1).sum().item()
+            total += group
+    return hits / max(total, 1)
+
+
+def relevance_scores(clip: ClipModel, data: dict, train_labels: torch.Tensor, batch: int = 64) -> dict:
+    images, labels, attrs = data["images"], data["labels"].long(), data["attrs"]
+    out = {}
+    for name, (part, tpl) in RELEVANCE_PROMPTS.items():
+        label = PARTS.index(part) + 1
+        col = ATTR_KEYS.index(part)
+        ious = []
+        for a in range(0, len(images), batch):
+            prompts = [[tpl.format(ATTRIBUTES[part][int(r[col])])] for r in attrs[a:a + batch]]
+            maps = relevance_maps(clip, to_float(images[a:a + batch]), prompts)
+            ious.append(relevance_iou(maps, labels[a:a + batch] == label))
+        base, thr = mean_mask_baseline(train_labels == label, labels == label)
+        out[name] = {"iou": round(torch.cat(ious).mean().item(), 4), "mean_mask_baseline_iou": round(base, 4),
+                     "baseline_threshold": round(thr, 2), "prompt": tpl}
+    return out
+
+
+def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bool = True) -> dict:
+    work_dir = Path(work_dir)
+    data = cached_dataset(work_dir / f"eval_{cfg['eval_heads']}x{cfg['eval_views']}.safetensors",
+                          n_heads=cfg["eval_heads"], views=cfg["eval_views"], seed_base=EVAL_SEED_BASE,
+                          resolution=cfg["resolution"], camera_seed=10_000 + cfg["seed"], progress=progress)
+    train = cached_dataset(work_dir / f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}.safetensors",
+                           n_heads=cfg["heads"], views=cfg["views"], seed_base=TRAIN_SEED_BASE,
+                           resolution=cfg["resolution"], camera_seed=cfg["seed"], progress=progress)
+    emb = embed_images(clip, data["images"])
+    return {"zero_shot_accuracy": {k: round(v, 4) for k, v in zero_shot_accuracy(clip, emb, data["attrs"]).items()},
+            "text_to_image_top1_among_32": round(retrieval_top1(clip, emb, data["attrs"]), 4),
+            "relevance_iou": relevance_scores(clip, data, train["labels"].long()),
+            "eval_images": len(data["images"])}

@@ -1,0 +1,99 @@
+"""The synthetic heads world: interface, ground truth, attributes from ws, differentiability."""
+import numpy as np
+import pytest
+import torch
+
+from lenerf.pipeline import latent_from_seed, render_view
+from lenerf.synthetic import ATTRIBUTES, PARTS, SyntheticHeads, captions_for
+from lenerf.synthetic.data import latents, make_dataset
+
+
+@pytest.fixture(scope="module")
+def G():
+    return SyntheticHeads()
+
+
+def test_mapping_encodes_recoverable_attributes(G):
+    z = torch.from_numpy(np.random.RandomState(0).randn(64, G.z_dim)).float()
+    _, classes = G.attribute_code(z)
+    ws = G.mapping(z, G.camera(0, 0).expand(64, -1))
+    assert ws.shape == (64, 14, 32)
+    assert torch.allclose(ws[:, 0], ws[:, 13])  # broadcast like StyleGAN
+    rec = G.attributes(ws)
+    for k in ATTRIBUTES:
+        assert torch.equal(rec[k], classes[k]), k
+    # every class of every attribute occurs in a few hundred heads
+    z = torch.from_numpy(np.random.RandomState(1).randn(400, G.z_dim)).float()
+    rec = G.attributes(G.mapping(z, None))
+    for k, names in ATTRIBUTES.items():
+        assert set(rec[k].tolist()) == set(range(len(names))), k
+
+
+def test_editing_a_code_changes_only_that_attribute(G):
+    ws = latent_from_seed(G, 3)
+    names = G.attribute_names(ws)[0]
+    a = G.decode_code(ws[:, 8:].mean(1))
+    from lenerf.synthetic.world import _SLOT, PALETTES
+    target = "blue" if names["eyes"] != "blue" else "green"
+    a[:, _SLOT["eyes"]] = torch.tensor(PALETTES["eyes"][target])
+    ws2 = ws.clone()
+    ws2[:, 8:] = G.encode(a).unsqueeze(1)
+    new = G.attribute_names(ws2)[0]
+    assert new["eyes"] == target and {k: v for k, v in new.items() if k != "eyes"} == \
+        {k: v for k, v in names.items() if k != "eyes"}
+
+
+def test_label_images_locate_the_parts(G):
+    ws = latents(G, [5, 6])
+    labels, out = G.label_image(ws, G.camera(torch.zeros(2), torch.zeros(2)), 64)
+    assert labels.shape == (2, 64, 64) and out["image"].shape == (2, 3, 128, 128)
+    for i in range(2):
+        present = set(labels[i].unique().tolist())
+        assert {0, 1, 2, 3, 4, 5} <= present  # background, skin, eyes, hair, lips, nose visible from the front
+        rows = lambda k: torch.nonzero(labels[i] == k)[:, 0].float().mean()  # noqa: E731
+        assert rows(3) < rows(2) < rows(5) < rows(4)  # hair above eyes above nose above lips
+        eye_cols = torch.nonzero(labels[i] == 2)[:, 1]
+        assert eye_cols.min() < 28 and eye_cols.max() > 36  # two eyes, left and right of the centre
+
+
+def test_3d_part_labels(G):
+    ws = latents(G, [7])
+    pts = torch.tensor([[[0.075, 0.035, 0.2], [0.0, -0.015, 0.25], [0.0, -0.115, 0.205], [0.0, 0.0, 0.0],
+                         [0.0, 0.0, 0.45]]])
+    lab = G.part_labels(ws, pts)[0].tolist()
+    idx = {p: PARTS.index(p) + 1 for p in PARTS}
+    assert lab[:3] == [idx["eyes"], idx["nose"], idx["lips"]]
+    assert lab[3] == idx["skin"] and lab[4] == 0  # head interior = skin; empty space in front = background
+
+
+def test_rendering_is_differentiable_in_ws(G):
+    ws = latents(G, [1]).requires_grad_(True)
+    out = G.synthesis(ws, G.camera(0.2, 0.0), neural_rendering_resolution=32)
+    out["image"].mean().backward()
+    assert ws.grad is not None and ws.grad.abs().sum() > 0
+
+
+def test_view_consistency_and_background(G):
+    ws = latent_from_seed(G, 11)
+    a = render_view(G, ws, 0.0, 0.0, preset="full").raw["image_opacity"]
+    assert a.min() > 0.9  # the backdrop makes every ray opaque: no empty pixels
+    b = render_view(G, ws, 0.5, 0.25, preset="full").raw["image"]
+    assert torch.isfinite(b).all() and b.abs().max() <= 1.0
+
+
+def test_captions_are_consistent():
+    import random
+    attrs = {"skin": "tan", "eyes": "blue", "hair": "red", "hair_length": "long", "lips": "pink", "nose": "yellow"}
+    full = captions_for(attrs, full=True)
+    assert full == "a face with tan skin, blue eyes, long red hair, pink lips and a yellow nose"
+    rng = random.Random(0)
+    for _ in range(20):
+        c = captions_for(attrs, rng)
+        assert c.startswith("a face with ") and all(w in full for w in c[len("a face with "):].replace(" and ", ", ").split(", "))
+
+
+def test_dataset_is_deterministic(G):
+    a = make_dataset(3, 2, 50, resolution=32, progress=False, G=G)
+    b = make_dataset(3, 2, 50, resolution=32, progress=False, G=G)
+    assert torch.equal(a["images"], b["images"]) and torch.equal(a["labels"], b["labels"])
+    assert a["images"].shape == (6, 3, 32, 32) and a["attrs"].shape == (6, 6)
