@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .errors import LENeRFError
+from .errors import InputError, LENeRFError
 
 
 def _threads(n: int | None) -> None:
@@ -70,6 +70,105 @@ def cmd_bench(a) -> int:
     return 0
 
 
+def cmd_train(a) -> int:
+    from .editing import EditConfig, train_edit
+    from .hub import load_generator
+    overrides = {"mask_prompt": a.mask_prompt, "edit_prompt": a.edit_prompt, "generator": a.generator,
+                 "steps": a.steps, "seed": a.seed, "strength": a.strength, "deformation": a.deformation or None,
+                 "clip": a.clip}
+    if a.texture_only is not None:
+        overrides["texture_only"] = a.texture_only
+    if a.config:
+        cfg = EditConfig.from_file(a.config, **overrides)
+    else:
+        if not a.mask_prompt or not a.edit_prompt:
+            raise InputError("--mask-prompt and --edit-prompt are required (or --config FILE)")
+        cfg = EditConfig(**{k: v for k, v in overrides.items() if v is not None})
+    G = load_generator(cfg.generator, device=_device(a.device))
+    out = train_edit(G, cfg, a.out, resume=not a.restart)
+    print(f"wrote edit package {out}")
+    return 0
+
+
+def _load_edits(specs, device):
+    from .editing import load_edit
+    edits, infos = [], []
+    for spec in specs:
+        e, info = load_edit(spec, device=device)
+        edits.append(e)
+        infos.append(info)
+    return edits, infos
+
+
+def cmd_edit(a) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from .cameras import turntable
+    from .editing import LocalEditor
+    from .hub import load_generator
+    from .media import mask_overlay, save_png, side_by_side, to_uint8, write_video
+    from .pipeline import latent_from_seed
+    dev = _device(a.device)
+    G = load_generator(a.generator, device=dev)
+    edits, _ = _load_edits(a.edit, dev)
+    if a.strength is not None:
+        from .editing.package import strength_ok
+        for e in edits:
+            e.strength = strength_ok(a.strength)
+    editor = LocalEditor(G, edits)
+    out = Path(a.out)
+    import torch
+    for seed in a.seed:
+        ws = latent_from_seed(G, seed, a.truncation, device=dev)
+        with torch.no_grad():
+            r = editor.render(ws, G.camera(a.yaw, a.pitch).to(dev), preset=a.preset,
+                              generator=torch.Generator(device=dev).manual_seed(0))
+        src, edt = to_uint8(r.source), to_uint8(r.edited)
+        save_png(src, out / f"seed{seed:04d}_before.png")
+        save_png(edt, out / f"seed{seed:04d}_after.png")
+        save_png(mask_overlay(src, r.mask[0, 0]), out / f"seed{seed:04d}_mask.png")
+        print(f"wrote {out}/seed{seed:04d}_before.png, _after.png, _mask.png")
+        if a.turntable:
+            cams = turntable(a.frames, radius=G.camera_radius, lookat=G.camera_pivot, fov_deg=G.fov_deg).to(dev)
+            frames = []
+            for k in tqdm(range(a.frames), desc=f"turntable seed {seed}", unit="frame"):
+                with torch.no_grad():
+                    rk = editor.render(ws, cams[k:k + 1], preset=a.preset,
+                                       generator=torch.Generator(device=dev).manual_seed(k))
+                s_, e_ = to_uint8(rk.source), to_uint8(rk.edited)
+                frames.append(side_by_side(s_, e_, mask_overlay(s_, rk.mask[0, 0])))
+            print(f"wrote {write_video(frames, out / f'seed{seed:04d}_turntable.mp4', fps=a.fps)}")
+    return 0
+
+
+def cmd_eval(a) -> int:
+    from .editing.evaluate import evaluate_edits
+    from .editing.package import update_metrics
+    from .hub import load_generator
+    from .media import save_png
+    from .synthetic.classifier import load_classifier
+    if a.generator != "synthetic":
+        raise InputError("edit evaluation needs ground truth: use --generator synthetic")
+    G = load_generator("synthetic")
+    edits, infos = _load_edits(a.edit, "cpu")
+    targets = [info.get("eval", {}).get("target", {}) for info in infos]
+    parts = [info.get("eval", {}).get("part") for info in infos]
+    if not all(parts) or not all(targets):
+        raise InputError("every edit needs eval.target and eval.part in its edit.json (e.g. "
+                         '{"eval": {"part": "eyes", "target": {"eyes": "blue"}}})')
+    metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier())
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    save_png(sheet, out / "contact_sheet.png")
+    print(json.dumps(metrics, indent=1))
+    if a.write_metrics and len(a.edit) == 1:
+        update_metrics(a.edit[0], {"synthetic_eval": metrics})
+    print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lenerf", description=__doc__)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
@@ -96,6 +195,48 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--save-frames", action="store_true", help="also write every turntable frame as PNG")
     r.add_argument("--device", default="auto")
     r.set_defaults(func=cmd_render)
+
+    t = sub.add_parser("train", help="train an edit (mask prompt + edit prompt) into an edit package")
+    t.add_argument("--generator", default=None)
+    t.add_argument("--mask-prompt", default=None)
+    t.add_argument("--edit-prompt", default=None)
+    t.add_argument("--config", default=None, help="JSON config (EditConfig fields); flags override it")
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--strength", type=float, default=None)
+    t.add_argument("--deformation", action="store_true", help="train the deformation network too")
+    t.add_argument("--texture-only", dest="texture_only", action="store_true", default=None)
+    t.add_argument("--geometry", dest="texture_only", action="store_false", help="let the edit change geometry")
+    t.add_argument("--clip", default=None, help="'miniclip' (default) or an open_clip model name")
+    t.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
+    t.add_argument("--device", default="auto")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("edit", help="apply trained edits: before / after / mask PNGs, optional turntable")
+    e.add_argument("--generator", required=True)
+    e.add_argument("--edit", action="append", required=True, help="edit package folder or Hub repo (repeat to stack)")
+    e.add_argument("--seed", type=int, nargs="+", default=[0])
+    e.add_argument("--out", required=True)
+    e.add_argument("--strength", type=float, default=None)
+    e.add_argument("--truncation", type=float, default=None)
+    e.add_argument("--yaw", type=float, default=0.0)
+    e.add_argument("--pitch", type=float, default=0.0)
+    e.add_argument("--preset", choices=["preview", "full"], default="full")
+    e.add_argument("--turntable", action="store_true")
+    e.add_argument("--frames", type=int, default=48)
+    e.add_argument("--fps", type=int, default=24)
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_edit)
+
+    v = sub.add_parser("eval", help="measure edits on the synthetic world (JSON + PNG contact sheet)")
+    v.add_argument("what", choices=["edit"])
+    v.add_argument("--generator", default="synthetic")
+    v.add_argument("--edit", action="append", required=True, help="repeat to evaluate a sequential edit")
+    v.add_argument("--heads", type=int, default=20)
+    v.add_argument("--out", required=True)
+    v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
+    v.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks")
     b.add_argument("what", choices=["render"])

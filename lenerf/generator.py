@@ -96,6 +96,10 @@ class Generator(nn.Module):
         return None
 
     # --- provided -----------------------------------------------------------------------------------------
+    def expand_prompt(self, prompt: str) -> list[str]:
+        """Prompts whose relevance maps are averaged for a mask prompt (default: the prompt itself)."""
+        return [prompt]
+
     def camera(self, yaw=0.0, pitch=0.0) -> Tensor:
         """Labels [N, c_dim] for yaw/pitch offsets (radians) from frontal, on this generator's camera orbit."""
         from .cameras import camera

@@ -90,6 +90,11 @@ def load_generator(spec: str | os.PathLike, revision: str | None = None, device:
         if path.suffix.lower() != ".pkl":
             raise CheckpointError(f"{path}: expected an official EG3D .pkl file or a converted checkpoint folder")
         model = EG3D.from_official_pickle(path)
+    elif s in registry and registry[s].get("format") == "builtin":
+        if s != "synthetic":
+            raise InputError(f"unknown builtin generator '{s}'")
+        from .synthetic import SyntheticHeads
+        model = SyntheticHeads()
     elif s in registry:
         model = _fetch_registry_entry(s, registry[s], revision)
     elif "/" in s and not s.startswith((".", "/", "~")) and s.count("/") == 1:

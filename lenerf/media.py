@@ -65,3 +65,14 @@ def side_by_side(*images: np.ndarray) -> np.ndarray:
     resized = [i if i.shape[0] == h else np.asarray(Image.fromarray(i).resize((i.shape[1] * h // i.shape[0], h)))
                for i in images]
     return np.concatenate(resized, axis=1)
+
+
+def mask_overlay(image: np.ndarray, mask, alpha: float = 0.6) -> np.ndarray:
+    """Heat overlay of a mask in [0, 1] ([h, w] tensor or array) on an HxWx3 uint8 image."""
+    m = mask.detach().float().cpu().numpy() if hasattr(mask, "detach") else np.asarray(mask, dtype=np.float32)
+    if m.shape != image.shape[:2]:
+        m = np.asarray(Image.fromarray((m * 255).astype(np.uint8)).resize(image.shape[1::-1], Image.BILINEAR)) / 255.0
+    m = np.clip(m, 0, 1)[..., None]
+    heat = np.concatenate([np.clip(2 * m, 0, 1), np.clip(2 * m - 1, 0, 1) * 0.8, np.zeros_like(m)], -1) * 255
+    out = image.astype(np.float32) * (1 - alpha * m) + heat * alpha * m
+    return out.round().clip(0, 255).astype(np.uint8)

@@ -135,7 +135,7 @@ def test_registry_ids_and_offline_errors(tmp_path, monkeypatch):
         load_generator("ffhq")
     msg = str(e.value)
     assert "ffhqrebalanced512-128.pkl" in msg and "HF_HUB_OFFLINE" in msg and "python -m lenerf convert" in msg
-    with pytest.raises(InputError, match="unknown generator 'nope'.*afhqcats, ffhq"):
+    with pytest.raises(InputError, match="unknown generator .nope.*afhqcats, ffhq, synthetic"):
         load_generator("nope")
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no config.json"):

@@ -98,9 +98,8 @@ class AttentionField(nn.Module):
             self.out = FullyConnectedLayer(2 * h, 1, bias_init=bias_init)
         else:
             extra = h if kind == "ws_condition" else 0
-            if kind == "ws_condition":
-                self.latent_s = _LatentBranch(w_dim, h, h // 2)
-                self.latent_t = _LatentBranch(w_dim, h, h // 2)
+            if kind == "ws_condition":  # one latent branch, applied to ws and to wt
+                self.latent = _LatentBranch(w_dim, h, h // 2)
             self.net = nn.Sequential(FullyConnectedLayer(d_in + extra, h, activation="lrelu"),
                                      FullyConnectedLayer(h, h, activation="lrelu"),
                                      FullyConnectedLayer(h, h, activation="lrelu"),
@@ -116,7 +115,7 @@ class AttentionField(nn.Module):
         if self.kind == "mlp":
             return self.net(a)
         if self.kind == "ws_condition":
-            lat = torch.cat([self.latent_s(ws), self.latent_t(wt)], -1)
+            lat = torch.cat([self.latent(ws), self.latent(wt)], -1)
             return self.net(torch.cat([a, lat.unsqueeze(1).expand(-1, a.shape[1], -1)], -1))
         if desc_t is None:
             raise ValueError("the attention variant needs the target descriptors")
@@ -136,8 +135,7 @@ class DeformationField(nn.Module):
 
     def __init__(self, w_dim: int, hidden: int = 64):
         super().__init__()
-        self.latent_s = _LatentBranch(w_dim, hidden, hidden // 2)
-        self.latent_t = _LatentBranch(w_dim, hidden, hidden // 2)
+        self.latent = _LatentBranch(w_dim, hidden, hidden // 2)  # applied to ws and to wt
         self.net = nn.Sequential(FullyConnectedLayer(3 + hidden, hidden, activation="lrelu"),
                                  FullyConnectedLayer(hidden, hidden, activation="lrelu"),
                                  FullyConnectedLayer(hidden, hidden, activation="lrelu"),
@@ -146,7 +144,7 @@ class DeformationField(nn.Module):
             self.net[-1].weight.mul_(0.01)
 
     def offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
-        lat = torch.cat([self.latent_s(ws), self.latent_t(wt)], -1)
+        lat = torch.cat([self.latent(ws), self.latent(wt)], -1)
         return self.net(torch.cat([x, lat.unsqueeze(1).expand(-1, x.shape[1], -1)], -1))
 
     def forward(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:

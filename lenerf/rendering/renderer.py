@@ -50,18 +50,27 @@ class RenderOutput:
     weights_sum: Tensor
     sample_depths: Tensor | None = None
     sample_weights: Tensor | None = None
+    sample_features: Tensor | None = None
 
 
-def _eval(field: Field, origins: Tensor, directions: Tensor, depths: Tensor) -> tuple[Tensor, Tensor]:
+def _eval(field: Field, origins: Tensor, directions: Tensor, depths: Tensor, capture: bool = False):
     n, m, s, _ = depths.shape
     points = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(n, m * s, 3)
+    if capture:
+        f = field.features(points)
+        colors, sigma = field.decode(f)
+        return colors.reshape(n, m, s, -1), sigma.reshape(n, m, s, 1), f.reshape(n, m, s, -1)
     colors, sigma = field(points)
-    return colors.reshape(n, m, s, -1), sigma.reshape(n, m, s, 1)
+    return colors.reshape(n, m, s, -1), sigma.reshape(n, m, s, 1), None
+
+
+def _gather(t: Tensor | None, order: Tensor) -> Tensor | None:
+    return None if t is None else torch.gather(t, -2, order.expand(-1, -1, -1, t.shape[-1]))
 
 
 def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSettings, *,
            depths: Tensor | None = None, generator: torch.Generator | None = None,
-           chunk_points: int = 1 << 18, return_samples: bool = False) -> RenderOutput:
+           chunk_points: int = 1 << 18, return_samples: bool = False, capture_features: bool = False) -> RenderOutput:
     """Render rays through a field.
 
     Args:
@@ -73,6 +82,7 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         generator: RNG for the jitter/importance draws (default: the global generator of the rays' device).
         chunk_points: upper bound on points evaluated at once.
         return_samples: also return the sample depths and weights.
+        capture_features: also return the field features at the (sorted) samples [N, M, S, F].
     """
     n, m, _ = origins.shape
     dev, dt = origins.device, origins.dtype
@@ -103,25 +113,26 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         o, r = origins[:, a:b], directions[:, a:b]
         if depths is not None:
             z = depths[:, a:b]
-            colors, sigma = _eval(field, o, r, z)
+            colors, sigma, feats = _eval(field, o, r, z, capture_features)
         else:
             st = start[:, a:b] if isinstance(start, Tensor) else start
             en = end[:, a:b] if isinstance(end, Tensor) else end
             z = stratified_depths(st, en, d, jitter[:, a:b], settings.disparity_space_sampling)
-            colors, sigma = _eval(field, o, r, z)
+            colors, sigma, feats = _eval(field, o, r, z, capture_features)
             if di > 0:
                 _, _, w, _ = march(colors, sigma, z)
                 zf = importance_depths(z, w, u[:, a:b].reshape(-1, di))
-                cf, sf = _eval(field, o, r, zf)
+                cf, sf, ff = _eval(field, o, r, zf, capture_features)
                 z, order = torch.sort(torch.cat([z, zf], -2), dim=-2)
-                colors = torch.gather(torch.cat([colors, cf], -2), -2, order.expand(-1, -1, -1, colors.shape[-1]))
-                sigma = torch.gather(torch.cat([sigma, sf], -2), -2, order)
+                colors = _gather(torch.cat([colors, cf], -2), order)
+                sigma = _gather(torch.cat([sigma, sf], -2), order)
+                feats = None if feats is None else _gather(torch.cat([feats, ff], -2), order)
         comp, depth, w, _ = march(colors, sigma, z)
         lo, hi = z.min().detach(), z.max().detach()
         dmin = lo if dmin is None else torch.minimum(dmin, lo)
         dmax = hi if dmax is None else torch.maximum(dmax, hi)
         wsum = w.sum(-2)
-        outs.append((comp, depth, wsum) + ((z, w) if return_samples else ()))
+        outs.append((comp, depth, wsum, z, w, feats) if return_samples or capture_features else (comp, depth, wsum))
 
     comp, depth, wsum = (torch.cat([o[i] for o in outs], 1) for i in range(3))
     # empty rays -> +inf, then clamp to the global range of all sample depths (eg3d.md §14.4)
@@ -129,7 +140,9 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
     if settings.white_back:
         comp = comp + 1 - wsum
     out = RenderOutput(comp * 2 - 1, depth, wsum)
-    if return_samples:
+    if return_samples or capture_features:
         out.sample_depths = torch.cat([o[3] for o in outs], 1)
         out.sample_weights = torch.cat([o[4] for o in outs], 1)
+    if capture_features:
+        out.sample_features = torch.cat([o[5] for o in outs], 1)
     return out

@@ -22,20 +22,26 @@ def main(argv=None) -> int:
     t.add_argument("--eval-heads", type=int, default=None)
     t.add_argument("--vision-width", type=int, default=None)
     t.add_argument("--vision-head-width", type=int, default=None)
+    t.add_argument("--patch-dropout", type=float, default=None)
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
     e.add_argument("--model", default="checkpoints/miniclip")
     e.add_argument("--work", default="runs/miniclip")
+    e.add_argument("--update-card", action="store_true", help="write the scores into the model's card.json")
     c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
     c.add_argument("--out", default="checkpoints/attribute_classifier")
     c.add_argument("--work", default="runs/classifier")
     c.add_argument("--steps", type=int, default=None)
+    r = sub.add_parser("rebuild-all", help="re-create every shipped checkpoint: MiniCLIP, the classifier, the edits")
+    r.add_argument("--skip-clip", action="store_true")
+    r.add_argument("--skip-classifier", action="store_true")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.cmd == "train-clip":
         from .train_clip import train_clip
         overrides = {k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
                                              "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
-                                             "vision_width": a.vision_width, "vision_head_width": a.vision_head_width}.items() if v is not None}
+                                             "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
+                                             "patch_dropout": a.patch_dropout}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
@@ -44,12 +50,38 @@ def main(argv=None) -> int:
         from .train_clip import CONFIG
         cfg = json.loads((__import__("pathlib").Path(a.model) / "card.json").read_text())["config"] \
             if (__import__("pathlib").Path(a.model) / "card.json").is_file() else CONFIG
-        print(json.dumps(evaluate_clip(load_clip(a.model), cfg, a.work), indent=1))
+        scores = evaluate_clip(load_clip(a.model), cfg, a.work)
+        print(json.dumps(scores, indent=1))
+        card_path = __import__("pathlib").Path(a.model) / "card.json"
+        if a.update_card and card_path.is_file():
+            card = json.loads(card_path.read_text())
+            card["scores_held_out"] = scores
+            card_path.write_text(json.dumps(card, indent=1))
     elif a.cmd == "train-classifier":
         from .classifier import train_classifier
         card = train_classifier(a.out, a.work, {"steps": a.steps} if a.steps else None)
         print(json.dumps(card["scores_held_out"], indent=1))
+    elif a.cmd == "rebuild-all":
+        rebuild_all(skip_clip=a.skip_clip, skip_classifier=a.skip_classifier)
     return 0
+
+
+def rebuild_all(skip_clip: bool = False, skip_classifier: bool = False) -> None:
+    """Every file under checkpoints/ that the project trained, in dependency order, then the edit metrics."""
+    from pathlib import Path
+
+    from ..cli import main as cli
+    root = Path(__file__).resolve().parents[2] / "checkpoints"
+    if not skip_clip:
+        from .train_clip import train_clip
+        train_clip(root / "miniclip", "runs/miniclip")
+    if not skip_classifier:
+        from .classifier import train_classifier
+        train_classifier(root / "attribute_classifier", "runs/classifier")
+    for cfg in sorted((root / "edits").glob("*.json")):
+        out = root / "edits" / cfg.stem
+        cli(["train", "--config", str(cfg), "--out", str(out), "--restart", "--device", "cpu"])
+        cli(["eval", "edit", "--edit", str(out), "--out", f"runs/eval/{cfg.stem}", "--write-metrics"])
 
 
 if __name__ == "__main__":

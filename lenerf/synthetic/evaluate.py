@@ -15,6 +15,8 @@ from .world import ATTRIBUTES, PARTS
 ZERO_SHOT_TEMPLATES = {"skin": "a face with {} skin", "eyes": "a face with {} eyes", "hair": "a face with {} hair",
                        "hair_length": "a face with {} hair", "lips": "a face with {} lips",
                        "nose": "a face with a {} nose"}
+#: thresholds tried for the relevance maps (the mean-mask baseline is given its best threshold too)
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
 #: relevance prompt per part, filled with the image's own attribute ("mouth" is the lips)
 RELEVANCE_PROMPTS = {"eyes": ("eyes", "{} eyes"), "hair": ("hair", "{} hair"), "mouth": ("lips", "{} lips"),
                      "nose": ("nose", "{} nose")}
@@ -63,13 +65,15 @@ def relevance_scores(clip: ClipModel, data: dict, train_labels: torch.Tensor, ba
     for name, (part, tpl) in RELEVANCE_PROMPTS.items():
         label = PARTS.index(part) + 1
         col = ATTR_KEYS.index(part)
-        ious = []
-        for a in range(0, len(images), batch):
-            prompts = [[tpl.format(ATTRIBUTES[part][int(r[col])])] for r in attrs[a:a + batch]]
-            maps = relevance_maps(clip, to_float(images[a:a + batch]), prompts)
-            ious.append(relevance_iou(maps, labels[a:a + batch] == label))
-        base, thr = mean_mask_baseline(train_labels == label, labels == label)
-        out[name] = {"iou": round(torch.cat(ious).mean().item(), 4), "mean_mask_baseline_iou": round(base, 4),
+        maps = torch.cat([relevance_maps(clip, to_float(images[a:a + batch]),
+                                         [[tpl.format(ATTRIBUTES[part][int(r[col])])] for r in attrs[a:a + batch]])
+                          for a in range(0, len(images), batch)])
+        gt = labels == label
+        at = {t: relevance_iou(maps, gt, t).mean().item() for t in THRESHOLDS}
+        best_t = max(at, key=at.get)
+        base, thr = mean_mask_baseline(train_labels == label, gt)
+        out[name] = {"iou": round(at[0.5], 4), "iou_best_threshold": round(at[best_t], 4),
+                     "best_threshold": best_t, "mean_mask_baseline_iou": round(base, 4),
                      "baseline_threshold": round(thr, 2), "prompt": tpl}
     return out
 

@@ -33,7 +33,10 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # one transformer block: the CLS token of the (only, hence last) block must read the parts' own patch
           # embeddings, which is what the relevance procedure inspects (4- and 2-block pilots gave maps of
           # attention sinks and region edges instead)
-          "vision_layers": 1, "vision_width": 128, "vision_head_width": 16}
+          "vision_layers": 1, "vision_width": 128, "vision_head_width": 16,
+          # drop half of the patch tokens in training: the CLS token can no longer rely on one patch of a part
+          # (one eye is enough to know the eye colour), so its attention - and the relevance map - covers the part
+          "patch_dropout": 0.5}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -116,7 +119,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     t_data = time.time() - t0
     torch.manual_seed(cfg["seed"])
     model_cfg = {**MODEL_CFG, "vision_cfg": {**MODEL_CFG["vision_cfg"], "layers": cfg["vision_layers"],
-                                             "width": cfg["vision_width"], "head_width": cfg["vision_head_width"]}}
+                                             "width": cfg["vision_width"], "head_width": cfg["vision_head_width"],
+                                             "patch_dropout": cfg["patch_dropout"]}}
     model = miniclip_model(model_cfg)
     tokenizer = __import__("open_clip").get_tokenizer("ViT-B-32", context_length=model_cfg["text_cfg"]["context_length"])
     clip = _wrap(model, tokenizer, "miniclip")

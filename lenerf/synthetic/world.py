@@ -276,6 +276,17 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
     def field(self, ws: Tensor, noise_mode: str = "const", generator=None) -> SyntheticHeadField:
         return SyntheticHeadField(self.params(self.check_ws(ws)))
 
+    def expand_prompt(self, prompt: str) -> list[str]:
+        """A bare part name ("eyes", "mouth") is expanded to the attribute-bearing phrases MiniCLIP was trained on
+        ("brown eyes", "blue eyes", "green eyes"), whose relevance maps are averaged; other prompts stay as given."""
+        words = prompt.lower().split()
+        part = {"eyes": "eyes", "eye": "eyes", "iris": "eyes", "hair": "hair", "lips": "lips", "lip": "lips",
+                "mouth": "lips", "nose": "nose", "skin": "skin", "face": "skin"}.get(words[-1] if words else "")
+        if part is None or any(w in ATTRIBUTES.get(part, ()) for w in words):
+            return [prompt]
+        tpl = "a {} nose" if part == "nose" else "{} " + ("eyes" if part == "eyes" else part)
+        return [tpl.format(c) for c in ATTRIBUTES[part]]
+
     def label_image(self, ws: Tensor, c: Tensor, resolution: int | None = None,
                     preset=None) -> tuple[Tensor, dict[str, Tensor]]:
         """Ground-truth label image [N, R, R] (0 = background, k = PARTS[k-1]) and the render."""

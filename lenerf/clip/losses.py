@@ -1,0 +1,105 @@
+"""CLIP guidance (method.md §7.1) and the attention-field objectives (§7.3); same code for any open_clip model."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .models import ClipModel
+
+
+def augment(x01: Tensor, size: int, gen: torch.Generator | None = None) -> Tensor:
+    """One random draw per batch: RandomResizedCrop(size, scale 0.8-0.95) then RandomPerspective(0.5, p 0.8,
+    fill 1), differentiable. x01 [N, 3, H, W] in [0, 1]."""
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as TF
+    h, w = x01.shape[-2:]
+    state = torch.get_rng_state()
+    if gen is not None:
+        torch.manual_seed(int(torch.randint(0, 2 ** 31 - 1, (1,), generator=gen)))
+    try:
+        top, left, ch, cw = v2.RandomResizedCrop.get_params(x01, scale=[0.8, 0.95], ratio=[3 / 4, 4 / 3]) \
+            if hasattr(v2.RandomResizedCrop, "get_params") else _crop_params(h, w)
+        x = TF.resized_crop(x01, top, left, ch, cw, [size, size], antialias=False)
+        if torch.rand(1).item() < 0.8:
+            half = size // 2
+            d = int(0.5 * half)
+            tl = [int(torch.randint(0, d + 1, (1,))), int(torch.randint(0, d + 1, (1,)))]
+            tr = [size - 1 - int(torch.randint(0, d + 1, (1,))), int(torch.randint(0, d + 1, (1,)))]
+            br = [size - 1 - int(torch.randint(0, d + 1, (1,))), size - 1 - int(torch.randint(0, d + 1, (1,)))]
+            bl = [int(torch.randint(0, d + 1, (1,))), size - 1 - int(torch.randint(0, d + 1, (1,)))]
+            start = [[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]]
+            x = TF.perspective(x, start, [tl, tr, br, bl], fill=1.0)
+    finally:
+        if gen is not None:
+            torch.set_rng_state(state)
+    return x
+
+
+def _crop_params(h: int, w: int):  # pragma: no cover - fallback for torchvision without get_params
+    s = 0.875
+    ch, cw = int(h * s ** 0.5), int(w * s ** 0.5)
+    return (h - ch) // 2, (w - cw) // 2, ch, cw
+
+
+def normalize(clip: ClipModel, x01: Tensor) -> Tensor:
+    return (x01 - clip.mean.view(1, 3, 1, 1)) / clip.std.view(1, 3, 1, 1)
+
+
+def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: list[str], source_prompts: list[str],
+              kind: str = "dir_nce", augmentations: int = 4, gen: torch.Generator | None = None) -> Tensor:
+    """CLIP loss of an edited image against its source, images [N, 3, H, W] in [-1, 1].
+
+    kind: ``dir_nce`` (the paper's directional contrastive loss), ``dir_diff`` (plain directional) or ``default``
+    (1 - cos to the edit text). Averaged over the plain pass and ``augmentations`` augmented passes of the edited
+    image; the source is never augmented. Raw (unnormalised) embeddings as in the official code.
+    """
+    m = clip.model
+    with torch.no_grad():
+        t = m.encode_text(clip.tokenize(edit_prompts)).mean(0, keepdim=True)
+        u = m.encode_text(clip.tokenize(source_prompts))  # [K, D]
+        e_s = m.encode_image(clip.preprocess(source))
+    x01 = (edited + 1) / 2
+    total = 0.0
+    for a in range(augmentations + 1):
+        if a == 0:
+            e = m.encode_image(clip.preprocess(edited))
+        else:
+            e = m.encode_image(normalize(clip, augment(x01, clip.image_size, gen)))
+        if kind == "default":
+            loss = (1 - F.cosine_similarity(e, t.expand_as(e), dim=-1)).mean()
+        else:
+            q = e - e_s
+            p1 = (t - u.mean(0, keepdim=True)).expand_as(q)
+            p2 = t - e_s
+            if kind == "dir_diff":
+                loss = 2 - F.cosine_similarity(q, p1, dim=-1).mean() - F.cosine_similarity(q, p2, dim=-1).mean()
+            elif kind == "dir_nce":
+                negs = u.unsqueeze(0) - e_s.unsqueeze(1)  # [N, K, D]
+                neg_logits = torch.einsum("nd,nkd->nk", q, negs)
+                target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
+                loss = (F.cross_entropy(torch.cat([(q * p1).sum(-1, keepdim=True), neg_logits], 1), target)
+                        + F.cross_entropy(torch.cat([(q * p2).sum(-1, keepdim=True), neg_logits], 1), target))
+            else:
+                raise ValueError(f"unknown CLIP loss {kind!r}")
+        total = total + loss
+    return total / (augmentations + 1)
+
+
+def mask_losses(m2d: Tensor, target: Tensor, topk: int, botk: int, gen: torch.Generator | None = None,
+                samples: int = 5000) -> dict[str, Tensor]:
+    """The attention-field terms on a rendered mask m2d [N, 1, R, R] in [-1, 1] and a pseudo-label target (same
+    shape, 2R - 1): mask MSE, binarisation, top-k/bottom-k min-max (k given per 5000 sampled pixels, scaled to the
+    number of pixels actually sampled) and the squared 2D total variation."""
+    n = m2d.shape[0]
+    flat = m2d.reshape(n, -1)
+    k = min(samples, flat.shape[1])
+    idx = torch.randperm(flat.shape[1], generator=gen)[:k].to(flat.device)
+    vals = flat[:, idx]
+    kt = max(1, round(topk * k / samples))
+    kb = max(1, round(botk * k / samples))
+    top = vals.topk(kt, dim=1).values
+    bot = (-vals).topk(kb, dim=1).values.neg()
+    mm = (kt * (1.2 - top).pow(2).mean() + kb * (1 + bot).pow(2).mean()) / (kt + kb)
+    tv = (m2d[..., 1:, :] - m2d[..., :-1, :]).pow(2).mean() + (m2d[..., :, 1:] - m2d[..., :, :-1]).pow(2).mean()
+    return {"mask": F.mse_loss(m2d, target), "bin": (1 - m2d.pow(2)).mean(), "minmax": mm, "tv": tv}

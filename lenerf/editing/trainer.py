@@ -1,0 +1,320 @@
+"""Training an edit (method.md §8): ``python -m lenerf train --generator ID --mask-prompt ... --edit-prompt ...``.
+
+Each iteration draws B identities x V views and renders the sources once (their samples and features are kept):
+
+1. attention-field step: relevance maps of the mask prompt in the source (and, with ``enlarged_mask``, in the raw
+   target) -> pseudo-label 2R - 1 -> mask MSE + binarisation + top/bottom-k + TV on the rendered 2D mask;
+2. mapper (+ deformation) step: fused render at the source's samples with the (constant) mask -> CLIP loss
+   against the source + latent L2.
+
+Deviation from the official loop, on purpose: both steps use the same identities (one source render instead of
+two per iteration); ray thresholds are applied at inference only (method.md §12). Checkpoints every
+``save_every`` steps; ``resume`` continues from them bit for bit (each step derives its RNG from (seed, step)).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm import tqdm
+
+from ..cameras import sample_cameras
+from ..clip.losses import clip_loss, mask_losses
+from ..clip.relevance import relevance_maps
+from ..errors import InputError
+from ..generator import Generator, Preset
+from ..rendering import composite_mask, march, render, sample_rays
+from .editor import Edit, EditModules, LocalEditor
+
+
+@dataclass
+class EditConfig:
+    mask_prompt: str
+    edit_prompt: str
+    generator: str = "synthetic"
+    clip: str = "miniclip"
+    clip_pretrained: str | None = None
+    extra_edit_prompts: list[str] = field(default_factory=list)
+    source_prompts: list[str] = field(default_factory=lambda: ["a face"])
+    negative_mask_prompts: list[str] = field(default_factory=list)
+    steps: int = 400
+    batch: int = 2
+    views: int = 2
+    lr: float = 3e-3
+    seed: int = 304
+    strength: float = 1.0
+    mapper_groups: list[str] = field(default_factory=lambda: ["fine"])
+    afn_kind: str = "mlp"
+    afn_hidden: int = 64
+    use_xyz: bool = True
+    deformation: bool = False
+    texture_only: bool = True
+    enlarged_mask: bool = False
+    use_mask: bool = True  # False: the global-edit ablation (no attention field, plain target render)
+    loss: str = "dir_nce"
+    augmentations: int = 4
+    lambda_clip: float = 0.1
+    lambda_ws: float = 2e-4
+    lambda_mask: float = 0.5
+    lambda_bin: float = 0.3
+    lambda_minmax: float = 0.1
+    lambda_tv: float = 1.0
+    lambda_deform: float = 1e-4
+    topk: int = 80
+    botk: int = 100
+    resolution: int = 64
+    depth_resolution: int | None = None
+    depth_resolution_importance: int | None = None
+    superresolution: bool = False
+    truncation_psi: float = 1.0
+    threshold: float | None = None
+    save_every: int = 100
+    preview_every: int = 50
+    #: ground truth for `lenerf eval` on the synthetic world, e.g. {"part": "eyes", "target": {"eyes": "blue"}}
+    eval: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides) -> "EditConfig":
+        data = json.loads(Path(path).read_text())
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**data)
+
+    def validate(self, max_steps: int = 100_000) -> "EditConfig":
+        for name in ("mask_prompt", "edit_prompt"):
+            text = getattr(self, name).strip()
+            if not text:
+                raise InputError(f"{name.replace('_', ' ')} must not be empty")
+            if len(text) > 200:
+                raise InputError(f"{name.replace('_', ' ')} is too long ({len(text)} > 200 characters)")
+        if not 1 <= self.steps <= max_steps:
+            raise InputError(f"steps must be between 1 and {max_steps}, got {self.steps}")
+        if self.batch < 1 or self.views < 1:
+            raise InputError("batch and views must be >= 1")
+        return self
+
+
+class _TrainingState:
+    """modules + optimisers <-> ``train_state.safetensors`` / ``train_state.json``."""
+
+    @staticmethod
+    def save(folder: Path, modules: torch.nn.Module, opts: dict, step: int, extra: dict) -> None:
+        t = {f"model/{k}": v.detach().contiguous() for k, v in modules.state_dict().items()}
+        for name, opt in opts.items():
+            for i, st in opt.state_dict()["state"].items():
+                for k, v in st.items():
+                    t[f"opt/{name}/{i}/{k}"] = torch.as_tensor(v).contiguous()
+        save_file(t, folder / "train_state.partial")
+        (folder / "train_state.partial").replace(folder / "train_state.safetensors")
+        (folder / "train_state.json").write_text(json.dumps({"step": step, **extra}))
+
+    @staticmethod
+    def load(folder: Path, modules: torch.nn.Module, opts: dict) -> tuple[int, dict]:
+        meta = json.loads((folder / "train_state.json").read_text())
+        t = load_file(folder / "train_state.safetensors")
+        modules.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model/")})
+        for name, opt in opts.items():
+            sd = opt.state_dict()
+            state: dict = {}
+            for k, v in t.items():
+                if k.startswith(f"opt/{name}/"):
+                    _, _, i, key = k.split("/")
+                    state.setdefault(int(i), {})[key] = v
+            sd["state"] = state
+            opt.load_state_dict(sd)
+        return int(meta["step"]), meta
+
+
+def _descriptor_dim(G: Generator) -> int:
+    with torch.no_grad():
+        z = torch.zeros(1, G.z_dim, device=_dev(G))
+        ws = G.mapping(z, G.camera(0, 0).to(_dev(G)))
+        f = G.field(ws)
+        return f.descriptor(f.features(torch.zeros(1, 1, 3, device=_dev(G)))).shape[-1]
+
+
+def _dev(G) -> torch.device:
+    return next(iter(G.buffers()), next(iter(G.parameters()), torch.empty(0))).device
+
+
+def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, resume: bool = True,
+               progress: bool = True, callback: Callable[[dict], None] | None = None,
+               should_stop: Callable[[], bool] | None = None) -> Path:
+    """Train an edit and write its package to ``out_dir``. ``callback`` receives a dict per step (step, losses,
+    coverage, eta, and every ``preview_every`` steps a preview image); ``should_stop()`` cancels cleanly (the
+    last checkpoint is kept, no package is written)."""
+    from ..clip import load_clip
+    from .package import save_edit
+    cfg.validate()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dev = _dev(G)
+    clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
+    mask_prompts = G.expand_prompt(cfg.mask_prompt)
+    edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
+    module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
+                     "mapper_groups": list(cfg.mapper_groups), "afn_kind": cfg.afn_kind, "afn_hidden": cfg.afn_hidden,
+                     "use_xyz": cfg.use_xyz, "deformation": cfg.deformation}
+    torch.manual_seed(cfg.seed)
+    modules = EditModules(**module_config).to(dev)
+    opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr, betas=(0.95, 0.999))
+    lrm_params = list(modules.mapper.parameters()) + (list(modules.deformation.parameters())
+                                                      if modules.deformation is not None else [])
+    opt_m = torch.optim.Adam(lrm_params, lr=cfg.lr, betas=(0.95, 0.999))
+    opts = {"attention": opt_a, "mapper": opt_m}
+    step, elapsed_before = 0, 0.0
+    if resume and (out / "train_state.json").is_file():
+        step, meta = _TrainingState.load(out, modules, opts)
+        elapsed_before = float(meta.get("elapsed_s", 0.0))
+    preset = Preset("train", cfg.resolution, cfg.depth_resolution, cfg.depth_resolution_importance,
+                    cfg.superresolution, cfg.resolution)
+    settings = G.render_settings.replace(depth_resolution=preset.depth_resolution,
+                                         depth_resolution_importance=preset.depth_resolution_importance)
+    t0, start_step = time.time(), step
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train '{cfg.edit_prompt}'", unit="step", disable=not progress)
+    history = []
+    while step < cfg.steps:
+        if should_stop is not None and should_stop():
+            _TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
+            bar.close()
+            raise KeyboardInterrupt("training cancelled")
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+        n = cfg.batch * cfg.views
+        z = torch.randn(cfg.batch, G.z_dim, generator=gen).repeat_interleave(cfg.views, 0).to(dev)
+        cams = sample_cameras(n, generator=gen, radius=G.camera_radius, lookat=G.camera_pivot,
+                              fov_deg=G.fov_deg).to(dev)
+        with torch.no_grad():
+            ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
+            src_field = G.field(ws)
+            origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3),
+                                        cfg.resolution)
+            src = render(src_field, origins, dirs, settings, generator=torch.Generator(device=dev).manual_seed(step),
+                         capture_features=True)
+            res = cfg.resolution
+            src_img = _image(G, src.colors, ws, preset, n, res)
+            pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)  # [N, M, S, 3]
+            s_count = pts.shape[2]
+            desc_s = src_field.descriptor(src.sample_features.reshape(n, -1, src.sample_features.shape[-1]))
+            wt0 = ws + cfg.strength * modules.mapper(ws)
+            tgt_field = G.field(wt0)
+            ft0 = tgt_field.features(pts.reshape(n, -1, 3)) if cfg.afn_kind == "attention" else None
+        logs = {}
+        # 1) attention field ------------------------------------------------------------------------------
+        if cfg.use_mask:
+            with torch.no_grad():
+                rel = relevance_maps(clip, src_img, mask_prompts, size=res,
+                                     negative=cfg.negative_mask_prompts or None)
+                if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
+                    tgt = render(tgt_field, origins, dirs, settings,
+                                 generator=torch.Generator(device=dev).manual_seed(step + 1))
+                    tgt_img = _image(G, tgt.colors, wt0, preset, n, res)
+                    rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
+                                                            negative=cfg.negative_mask_prompts or None))
+            desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
+            m = modules.attention(desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+            m2d = (2 * composite_mask(m, src.sample_weights) - 1).permute(0, 2, 1).reshape(n, 1, res, res)
+            ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen)
+            loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
+                      + cfg.lambda_tv * ml["tv"])
+            opt_a.zero_grad(set_to_none=True)
+            loss_a.backward()
+            opt_a.step()
+            m = m.detach()
+            logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
+            logs["coverage"] = (m2d > 0).float().mean().item()
+        # 2) mapper (+ deformation) -------------------------------------------------------------------------
+        delta = modules.mapper(ws)
+        wt = ws + cfg.strength * delta
+        tgt_field = G.field(wt)
+        x = pts.reshape(n, -1, 3)
+        ft = tgt_field.features(x)
+        if cfg.use_mask:
+            fs = src.sample_features.reshape(n, -1, ft.shape[-1])
+            l_def = torch.zeros((), device=dev)
+            if modules.deformation is not None:
+                x_def = modules.deformation(x, ws, wt)
+                fs = src_field.features(x_def)
+                w = torch.softmax(m.reshape(n, -1), dim=-1)
+                l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
+            mm = m.reshape(n, -1, 1)
+            fused = torch.lerp(fs, ft, mm)
+            colors, sigma = src_field.decode(fused)
+            if cfg.texture_only:
+                sigma = src_field.decode(fs)[1]
+        else:  # global-edit ablation: plain render of the target at the source samples
+            colors, sigma = tgt_field.decode(ft)
+            l_def = torch.zeros((), device=dev)
+        comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]), sigma.reshape(n, -1, s_count, 1),
+                              src.sample_depths)
+        edited = _image(G, comp * 2 - 1, ws, preset, n, res)
+        l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss, cfg.augmentations, gen)
+        l_ws = delta.norm(dim=-1).mean()
+        loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
+        opt_m.zero_grad(set_to_none=True)
+        loss_m.backward()
+        opt_m.step()
+        logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
+        step += 1
+        elapsed = elapsed_before + time.time() - t0
+        eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
+        history.append({"step": step, **{k: round(v, 5) for k, v in logs.items()}})
+        bar.update(1)
+        bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
+                        cov=f"{logs.get('coverage', 0):.2f}")
+        info = {"step": step, "steps": cfg.steps, "eta_s": eta, "elapsed_s": elapsed, **logs}
+        if cfg.preview_every and (step % cfg.preview_every == 0 or step == cfg.steps):
+            info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
+            from ..media import save_png
+            save_png(info["preview"], out / "previews" / f"step{step:05d}.png")
+        if callback is not None:
+            callback(info)
+        if step % cfg.save_every == 0 or step == cfg.steps:
+            _TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
+    bar.close()
+    elapsed = elapsed_before + time.time() - t0
+    modules.eval()
+    meta = {"name": cfg.edit_prompt, "mask_prompt": cfg.mask_prompt, "edit_prompt": cfg.edit_prompt,
+            "generator": cfg.generator, "clip": cfg.clip, "config": asdict(cfg), "module_config": module_config,
+            "strength": cfg.strength, "texture_only": cfg.texture_only, "threshold": cfg.threshold,
+            "train_time_s": round(elapsed, 1), "steps": cfg.steps, "eval": cfg.eval,
+            "machine": f"{torch.get_num_threads()} torch threads on {dev}", "metrics": {}}
+    with open(out / "train_log.jsonl", "a") as f:
+        for h in history:
+            f.write(json.dumps(h) + "\n")
+    return save_edit(out, modules, meta)
+
+
+def _image(G: Generator, colors: Tensor, ws: Tensor, preset: Preset, n: int, res: int) -> Tensor:
+    """colors [N, M, C] in [-1, 1] -> the image CLIP sees (SR output, or the raw render)."""
+    feat = colors.permute(0, 2, 1).reshape(n, -1, res, res)
+    if preset.superresolution:
+        img = G.superresolve(feat[:, :3], feat, ws)
+        if img is not None:
+            return img
+    return feat[:, :3]
+
+
+def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:
+    from ..media import to_uint8
+    tiles = [to_uint8(src[0]), to_uint8(edited[0])]
+    if m2d is not None:
+        g = ((m2d[0, 0].detach().cpu().clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+        g = np.stack([g] * 3, -1)
+        if g.shape[0] != tiles[0].shape[0]:
+            from PIL import Image
+            g = np.asarray(Image.fromarray(g).resize(tiles[0].shape[:2][::-1]))
+        tiles.append(g)
+    return np.concatenate(tiles, 1)
+
+
+def editor_from(G: Generator, edits: list[Edit]) -> LocalEditor:
+    return LocalEditor(G, edits)
+
+
+__all__ = ["EditConfig", "train_edit"]

@@ -1,0 +1,85 @@
+"""Training edits: the real EG3D + ViT-B/32 path (smoke), resume determinism, cancellation, packages, CLI."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from lenerf.editing import EditConfig, LocalEditor, load_edit, train_edit
+from lenerf.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_eg3d_with_random_vit_b32_trains_20_steps_and_loads_back(tiny_G, tiny_golden, tmp_path):
+    """The real path: EG3D (tiny golden weights) + open_clip ViT-B/32 (random weights, no download)."""
+    from lenerf.clip import load_clip
+    clip = load_clip("ViT-B-32", pretrained=None)
+    assert clip.image_size == 224
+    cfg = EditConfig(mask_prompt="eyes", edit_prompt="person with blue eyes", generator="tiny", clip="ViT-B-32",
+                     steps=20, batch=1, views=2, resolution=32, afn_kind="ws_condition", afn_hidden=32,
+                     augmentations=1, save_every=10, preview_every=10,
+                     source_prompts=["a photo of a person", "face"])
+    out = train_edit(tiny_G, cfg, tmp_path / "edit", clip=clip, progress=False)
+    info = json.loads((out / "edit.json").read_text())
+    assert info["steps"] == 20 and info["module_config"]["descriptor_dim"] == 65
+    assert (out / "previews" / "step00020.png").is_file()
+    edit, _ = load_edit(out)
+    ws = tiny_golden[2]["ws_case0"]
+    res = LocalEditor(tiny_G, [edit]).render(ws, tiny_golden[2]["c_frontal"], preset="preview")
+    assert res.edited.shape == (1, 3, 256, 256) and res.mask.shape == (1, 1, 64, 64)
+    assert torch.isfinite(res.edited).all()
+
+
+@pytest.fixture(scope="module")
+def synth():
+    from lenerf.synthetic import SyntheticHeads
+    return SyntheticHeads()
+
+
+def _cfg(**kw):
+    base = dict(mask_prompt="eyes", edit_prompt="a face with blue eyes", steps=4, batch=1, views=1,
+                resolution=24, save_every=2, preview_every=0, augmentations=1)
+    base.update(kw)
+    return EditConfig(**base)
+
+
+def test_resume_after_cancel_is_identical_to_an_uninterrupted_run(synth, tmp_path):
+    full = train_edit(synth, _cfg(), tmp_path / "full", progress=False)
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 2  # cancel before step 3
+
+    with pytest.raises(KeyboardInterrupt):
+        train_edit(synth, _cfg(), tmp_path / "resumed", progress=False, should_stop=stop)
+    assert json.loads((tmp_path / "resumed" / "train_state.json").read_text())["step"] == 2
+    assert not (tmp_path / "resumed" / "edit.json").exists()  # nothing half-written
+    resumed = train_edit(synth, _cfg(), tmp_path / "resumed", progress=False)
+    a, b = load_file(full / "modules.safetensors"), load_file(resumed / "modules.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_bad_training_input(synth, tmp_path):
+    with pytest.raises(InputError, match="mask prompt must not be empty"):
+        train_edit(synth, _cfg(mask_prompt="  "), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="too long"):
+        train_edit(synth, _cfg(edit_prompt="x" * 300), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="steps"):
+        train_edit(synth, _cfg(steps=0), tmp_path / "x", progress=False)
+
+
+def test_train_cli_writes_a_package(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "lenerf", "--threads", "2", "train", "--generator", "synthetic",
+                        "--mask-prompt", "lips", "--edit-prompt", "a face with green lips", "--steps", "2",
+                        "--out", str(tmp_path / "lips")], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "lips" / "edit.json").read_text())
+    assert info["mask_prompt"] == "lips" and info["generator"] == "synthetic" and info["code_version"]
+    r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--generator", "synthetic", "--out", str(tmp_path / "y")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 2 and "--mask-prompt and --edit-prompt are required" in r.stderr

@@ -1,0 +1,70 @@
+"""The shipped MiniCLIP and attribute classifier: loading through open_clip, held-out quality, relevance."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from lenerf.clip import load_clip, relevance_maps
+from lenerf.errors import CheckpointError
+from lenerf.metrics import relevance_iou
+from lenerf.synthetic import PARTS
+from lenerf.synthetic.classifier import accuracy, load_classifier
+from lenerf.synthetic.data import EVAL_SEED_BASE, make_dataset, to_float
+from lenerf.synthetic.evaluate import embed_images, retrieval_top1, zero_shot_accuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return load_clip("miniclip")
+
+
+@pytest.fixture(scope="module")
+def heldout():
+    # heads the models never saw (a different seed range than their training and evaluation sets)
+    return make_dataset(48, 1, EVAL_SEED_BASE + 900_000, camera_seed=77, progress=False)
+
+
+def test_miniclip_is_an_open_clip_model_within_budget(clip):
+    import open_clip
+    assert isinstance(clip.model, open_clip.CLIP)
+    size = sum(f.stat().st_size for f in (ROOT / "checkpoints" / "miniclip").iterdir())
+    assert size <= 20 * 1024 * 1024
+    card = json.loads((ROOT / "checkpoints" / "miniclip" / "card.json").read_text())
+    assert card["made_by"] == "python -m lenerf.synthetic train-clip"
+    assert min(card["scores_held_out"]["zero_shot_accuracy"].values()) >= 0.95
+
+
+def test_miniclip_zero_shot_and_retrieval_on_unseen_heads(clip, heldout):
+    emb = embed_images(clip, heldout["images"])
+    acc = zero_shot_accuracy(clip, emb, heldout["attrs"])
+    assert min(acc.values()) >= 0.9, acc
+    assert retrieval_top1(clip, emb, heldout["attrs"]) >= 0.8
+
+
+def test_relevance_of_eyes_prompt_beats_chance(clip, heldout):
+    from lenerf.synthetic.evaluate import names_of
+    imgs = to_float(heldout["images"][:16])
+    prompts = [[f"{names_of(a)['eyes']} eyes"] for a in heldout["attrs"][:16]]
+    maps = relevance_maps(clip, imgs, prompts)
+    assert maps.shape == (16, 1, 64, 64) and maps.min() >= 0 and maps.max() <= 1
+    eyes = heldout["labels"][:16].long() == PARTS.index("eyes") + 1
+    # relevance mass falls on the eyes far more than their share of the image
+    inside = (maps[:, 0] * eyes).flatten(1).sum(1) / maps[:, 0].flatten(1).sum(1)
+    share = eyes.float().flatten(1).mean(1)
+    assert (inside / share).mean() > 3
+    assert relevance_iou(maps, eyes).mean() > 0.1
+
+
+def test_classifier_accuracy(heldout):
+    acc = accuracy(load_classifier(), heldout["images"], heldout["attrs"])
+    assert min(acc.values()) >= 0.95, acc
+
+
+def test_missing_weights_give_a_clear_error(tmp_path):
+    with pytest.raises(CheckpointError, match="train-clip"):
+        load_clip(str(tmp_path))
+    with pytest.raises(CheckpointError, match="train-classifier"):
+        load_classifier(tmp_path)
