@@ -106,3 +106,35 @@ def _print_table(result: dict) -> None:
     full = next(iter(result["results"].values()))["median_s"]
     print(f"official implementation, full forward: {result['official_full_forward_s']} s "
           f"-> speed-up {result['official_full_forward_s'] / full:.2f}x")
+
+
+def bench_synthetic(repeats: int = 5) -> dict:
+    """ms per frame of the synthetic heads field at 64^2 and 128^2 (its own 24 + 24 samples, no superresolution),
+    with 1 and 2 torch threads, batch 1, the field rebuilt every frame (it is cheap)."""
+    from .generator import Preset
+    from .pipeline import latent_from_seed
+    from .synthetic import SyntheticHeads
+    G = SyntheticHeads()
+    ws = latent_from_seed(G, 0)
+    c = G.camera(0.3, 0.1)
+    gen = torch.Generator()
+    rows = {}
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for res in (64, 128):
+                preset = Preset(f"{res}", res, superresolution=False, output_resolution=res)
+                with torch.no_grad():
+                    median, runs = _time(lambda: G.render_field(G.field(ws), ws, c, preset=preset,
+                                                                generator=gen.manual_seed(0)), repeats, lambda: None)
+                rows[f"{res}x{res}, {threads} thread{'s' if threads > 1 else ''}"] = {
+                    "ms_per_frame": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
+    finally:
+        torch.set_num_threads(before)
+    result = {"device": f"cpu ({platform.processor() or platform.machine()})", "torch": torch.__version__,
+              "samples_per_ray": G.render_settings.samples_per_ray, "results": rows}
+    print(f"synthetic heads field, {result['samples_per_ray']} samples/ray, batch 1, torch {result['torch']}")
+    for name, r in rows.items():
+        print(f"{name:<22} {r['ms_per_frame']:>8.1f} ms/frame")
+    return result

@@ -61,8 +61,13 @@ def cmd_render(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench_render
-    result = bench_render(repeats=a.repeats, threads=a.threads or 2, device=_device(a.device), quick=a.quick)
+    from .bench import bench_render, bench_synthetic
+    if a.what == "synthetic":
+        result = bench_synthetic(repeats=1 if a.quick else max(a.repeats, 3))
+        if a.json == "outputs/bench_render.json":
+            a.json = "outputs/bench_synthetic.json"
+    else:
+        result = bench_render(repeats=a.repeats, threads=a.threads or 2, device=_device(a.device), quick=a.quick)
     path = Path(a.json)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=1))
@@ -239,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_eval)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["render"])
+    b.add_argument("what", choices=["render", "synthetic"])
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", default="outputs/bench_render.json")
     b.add_argument("--device", default="cpu")

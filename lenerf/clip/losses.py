@@ -29,7 +29,10 @@ def augment(x01: Tensor, size: int, gen: torch.Generator | None = None) -> Tenso
             br = [size - 1 - int(torch.randint(0, d + 1, (1,))), size - 1 - int(torch.randint(0, d + 1, (1,)))]
             bl = [int(torch.randint(0, d + 1, (1,))), size - 1 - int(torch.randint(0, d + 1, (1,)))]
             start = [[0, 0], [size - 1, 0], [size - 1, size - 1], [0, size - 1]]
-            x = TF.perspective(x, start, [tl, tr, br, bl], fill=1.0)
+            # fill=1 done by hand: torchvision's fill path works in place and breaks autograd
+            end = [tl, tr, br, bl]
+            valid = TF.perspective(torch.ones_like(x[:, :1]), start, end)
+            x = TF.perspective(x, start, end) + (1 - valid)
     finally:
         if gen is not None:
             torch.set_rng_state(state)
@@ -87,7 +90,7 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
 
 
 def mask_losses(m2d: Tensor, target: Tensor, topk: int, botk: int, gen: torch.Generator | None = None,
-                samples: int = 5000) -> dict[str, Tensor]:
+                samples: int = 5000, balanced: bool = False) -> dict[str, Tensor]:
     """The attention-field terms on a rendered mask m2d [N, 1, R, R] in [-1, 1] and a pseudo-label target (same
     shape, 2R - 1): mask MSE, binarisation, top-k/bottom-k min-max (k given per 5000 sampled pixels, scaled to the
     number of pixels actually sampled) and the squared 2D total variation."""
@@ -102,4 +105,10 @@ def mask_losses(m2d: Tensor, target: Tensor, topk: int, botk: int, gen: torch.Ge
     bot = (-vals).topk(kb, dim=1).values.neg()
     mm = (kt * (1.2 - top).pow(2).mean() + kb * (1 + bot).pow(2).mean()) / (kt + kb)
     tv = (m2d[..., 1:, :] - m2d[..., :-1, :]).pow(2).mean() + (m2d[..., :, 1:] - m2d[..., :, :-1]).pow(2).mean()
-    return {"mask": F.mse_loss(m2d, target), "bin": (1 - m2d.pow(2)).mean(), "minmax": mm, "tv": tv}
+    if balanced:  # small parts: positives (target > 0) and negatives weigh the same, else the mask collapses to 0
+        pos = (target > 0).float()
+        se = (m2d - target).pow(2)
+        mse = 0.5 * ((se * pos).sum() / pos.sum().clamp_min(1) + (se * (1 - pos)).sum() / (1 - pos).sum().clamp_min(1))
+    else:
+        mse = F.mse_loss(m2d, target)
+    return {"mask": mse, "bin": (1 - m2d.pow(2)).mean(), "minmax": mm, "tv": tv}

@@ -69,6 +69,16 @@ class EditConfig:
     lambda_deform: float = 1e-4
     topk: int = 80
     botk: int = 100
+    #: pseudo-label normalisation: None = min-max per image (official); q in (0, 1) = divide by the per-image
+    #: q-quantile and clip, so that the top (1 - q) of the pixels count as fully relevant (for peaky maps)
+    relevance_quantile: float | None = None
+    #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
+    balanced_mask_loss: bool = False
+    #: learning rate of the attention field (default: lr)
+    lr_attention: float | None = None
+    #: learning rate of the mapper and deformation (default: lr). The official lr (3e-3 with the mapper's lr
+    #: multiplier 0.01) assumes 4k-20k steps; CPU budgets of a few hundred steps need a larger one
+    lr_mapper: float | None = None
     resolution: int = 64
     depth_resolution: int | None = None
     depth_resolution_importance: int | None = None
@@ -163,10 +173,10 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                      "use_xyz": cfg.use_xyz, "deformation": cfg.deformation}
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
-    opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr, betas=(0.95, 0.999))
+    opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
     lrm_params = list(modules.mapper.parameters()) + (list(modules.deformation.parameters())
                                                       if modules.deformation is not None else [])
-    opt_m = torch.optim.Adam(lrm_params, lr=cfg.lr, betas=(0.95, 0.999))
+    opt_m = torch.optim.Adam(lrm_params, lr=cfg.lr_mapper or cfg.lr, betas=(0.95, 0.999))
     opts = {"attention": opt_a, "mapper": opt_m}
     step, elapsed_before = 0, 0.0
     if resume and (out / "train_state.json").is_file():
@@ -216,16 +226,29 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     tgt_img = _image(G, tgt.colors, wt0, preset, n, res)
                     rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
                                                             negative=cfg.negative_mask_prompts or None))
+            if cfg.relevance_quantile is not None:
+                q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
+                rel = (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
             desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
-            m = modules.attention(desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+            # the 2D mask only depends on samples that carry ray weight: evaluate the attention field there
+            # (gathered per image, padded to the largest count) and leave the rest at 0
+            idx = _weighted_samples(src.sample_weights)
+            x_all = pts.reshape(n, -1, 3)
+            sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+            m_sel = modules.attention(sel(desc_s), sel(x_all), ws, wt0, sel(desc_t))
+            m = torch.zeros(n, x_all.shape[1], 1, device=dev).scatter(1, idx.unsqueeze(-1), m_sel)
+            m = m.reshape(n, -1, s_count, 1)
             m2d = (2 * composite_mask(m, src.sample_weights) - 1).permute(0, 2, 1).reshape(n, 1, res, res)
-            ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen)
+            ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
             loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                       + cfg.lambda_tv * ml["tv"])
             opt_a.zero_grad(set_to_none=True)
             loss_a.backward()
             opt_a.step()
             m = m.detach()
+            if not cfg.texture_only:  # new geometry can appear where the source is empty: the mask everywhere
+                with torch.no_grad():
+                    m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
             logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
             logs["coverage"] = (m2d > 0).float().mean().item()
         # 2) mapper (+ deformation) -------------------------------------------------------------------------
@@ -288,6 +311,20 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         for h in history:
             f.write(json.dumps(h) + "\n")
     return save_edit(out, modules, meta)
+
+
+def _weighted_samples(weights: Tensor, eps: float = 1e-4) -> Tensor:
+    """Indices [N, K] of the samples that touch an interval with weight > eps (K = the largest count; images with
+    fewer repeat an index, which is harmless)."""
+    w = weights[..., 0] > eps  # [N, M, S-1]
+    used = torch.zeros(w.shape[0], w.shape[1], w.shape[2] + 1, dtype=torch.bool, device=w.device)
+    used[..., :-1] |= w
+    used[..., 1:] |= w
+    used = used.reshape(used.shape[0], -1)
+    k = max(1, int(used.sum(1).max()))
+    order = torch.argsort(used.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
+    first = order[:, :1].expand_as(order)
+    return torch.where(torch.gather(used, 1, order), order, first)
 
 
 def _image(G: Generator, colors: Tensor, ws: Tensor, preset: Preset, n: int, res: int) -> Tensor:

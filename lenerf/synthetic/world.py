@@ -179,8 +179,9 @@ class SyntheticHeadField(Field):
 
     def descriptor(self, features: Tensor) -> Tensor:
         """What an attention field may read: density and colour (the ground-truth part memberships are withheld,
-        so a mask must be learnt from colour, shape and position, as from EG3D's features)."""
-        return features[..., :4]
+        so a mask must be learnt from colour, shape and position, as from EG3D's features). The density logit is
+        mapped back to the soft occupancy in [0, 1] so that all channels have the same scale as the colours."""
+        return torch.cat([(features[..., :1] + 9.0) / 121.0, features[..., 1:4]], -1)
 
 
 class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["lenerf", "synthetic"]):
