@@ -4,9 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 
 from .errors import InputError, LENeRFError
@@ -106,7 +104,6 @@ def _load_edits(specs, device):
 
 
 def cmd_edit(a) -> int:
-    import numpy as np
     from tqdm import tqdm
 
     from .cameras import turntable
@@ -157,19 +154,25 @@ def cmd_eval(a) -> int:
         raise InputError("edit evaluation needs ground truth: use --generator synthetic")
     G = load_generator("synthetic")
     edits, infos = _load_edits(a.edit, "cpu")
+    if a.strength is not None:
+        from .editing.package import strength_ok
+        for e in edits:
+            e.strength = strength_ok(a.strength)
     targets = [info.get("eval", {}).get("target", {}) for info in infos]
     parts = [info.get("eval", {}).get("part") for info in infos]
     if not all(parts) or not all(targets):
         raise InputError("every edit needs eval.target and eval.part in its edit.json (e.g. "
                          '{"eval": {"part": "eyes", "target": {"eyes": "blue"}}})')
     metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier())
+    metrics["strengths"] = [e.strength for e in edits]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     save_png(sheet, out / "contact_sheet.png")
     print(json.dumps(metrics, indent=1))
     if a.write_metrics and len(a.edit) == 1:
-        update_metrics(a.edit[0], {"synthetic_eval": metrics})
+        key = "synthetic_eval" if a.strength is None else f"synthetic_eval_strength_{a.strength:g}"
+        update_metrics(a.edit[0], {key: metrics})
     print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
     return 0
 
@@ -240,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--edit", action="append", required=True, help="repeat to evaluate a sequential edit")
     v.add_argument("--heads", type=int, default=20)
     v.add_argument("--out", required=True)
+    v.add_argument("--strength", type=float, default=None, help="edit strength (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
     v.set_defaults(func=cmd_eval)
 

@@ -1,5 +1,4 @@
 """Cameras vs the official convention, presets, bad inputs, and the render CLI end to end."""
-import math
 import subprocess
 import sys
 from pathlib import Path

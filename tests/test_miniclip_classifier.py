@@ -3,7 +3,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from lenerf.clip import load_clip, relevance_maps
 from lenerf.errors import CheckpointError

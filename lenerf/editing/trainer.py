@@ -21,7 +21,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm import tqdm
 
@@ -31,6 +30,7 @@ from ..clip.relevance import relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
 from ..rendering import composite_mask, march, render, sample_rays
+from ..training_state import TrainingState
 from .editor import Edit, EditModules, LocalEditor
 
 
@@ -72,6 +72,8 @@ class EditConfig:
     #: pseudo-label normalisation: None = min-max per image (official); q in (0, 1) = divide by the per-image
     #: q-quantile and clip, so that the top (1 - q) of the pixels count as fully relevant (for peaky maps)
     relevance_quantile: float | None = None
+    #: with relevance_quantile: binary pseudo-labels (the top 1 - q of each map = the part, the rest not)
+    relevance_binarize: bool = False
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: learning rate of the attention field (default: lr)
@@ -108,37 +110,6 @@ class EditConfig:
         if self.batch < 1 or self.views < 1:
             raise InputError("batch and views must be >= 1")
         return self
-
-
-class _TrainingState:
-    """modules + optimisers <-> ``train_state.safetensors`` / ``train_state.json``."""
-
-    @staticmethod
-    def save(folder: Path, modules: torch.nn.Module, opts: dict, step: int, extra: dict) -> None:
-        t = {f"model/{k}": v.detach().contiguous() for k, v in modules.state_dict().items()}
-        for name, opt in opts.items():
-            for i, st in opt.state_dict()["state"].items():
-                for k, v in st.items():
-                    t[f"opt/{name}/{i}/{k}"] = torch.as_tensor(v).contiguous()
-        save_file(t, folder / "train_state.partial")
-        (folder / "train_state.partial").replace(folder / "train_state.safetensors")
-        (folder / "train_state.json").write_text(json.dumps({"step": step, **extra}))
-
-    @staticmethod
-    def load(folder: Path, modules: torch.nn.Module, opts: dict) -> tuple[int, dict]:
-        meta = json.loads((folder / "train_state.json").read_text())
-        t = load_file(folder / "train_state.safetensors")
-        modules.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model/")})
-        for name, opt in opts.items():
-            sd = opt.state_dict()
-            state: dict = {}
-            for k, v in t.items():
-                if k.startswith(f"opt/{name}/"):
-                    _, _, i, key = k.split("/")
-                    state.setdefault(int(i), {})[key] = v
-            sd["state"] = state
-            opt.load_state_dict(sd)
-        return int(meta["step"]), meta
 
 
 def _descriptor_dim(G: Generator) -> int:
@@ -180,7 +151,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     opts = {"attention": opt_a, "mapper": opt_m}
     step, elapsed_before = 0, 0.0
     if resume and (out / "train_state.json").is_file():
-        step, meta = _TrainingState.load(out, modules, opts)
+        step, meta = TrainingState.load(out, modules, opts)
         elapsed_before = float(meta.get("elapsed_s", 0.0))
     preset = Preset("train", cfg.resolution, cfg.depth_resolution, cfg.depth_resolution_importance,
                     cfg.superresolution, cfg.resolution)
@@ -191,7 +162,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     history = []
     while step < cfg.steps:
         if should_stop is not None and should_stop():
-            _TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
+            TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
             bar.close()
             raise KeyboardInterrupt("training cancelled")
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
@@ -228,7 +199,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                                                             negative=cfg.negative_mask_prompts or None))
             if cfg.relevance_quantile is not None:
                 q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
-                rel = (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
+                rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
+                    else (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
             desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
             # the 2D mask only depends on samples that carry ray weight: evaluate the attention field there
             # (gathered per image, padded to the largest count) and leave the rest at 0
@@ -298,7 +270,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         if callback is not None:
             callback(info)
         if step % cfg.save_every == 0 or step == cfg.steps:
-            _TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
+            TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
     bar.close()
     elapsed = elapsed_before + time.time() - t0
     modules.eval()

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..clip.models import ClipModel
 from ..clip.relevance import relevance_maps

@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from tqdm import tqdm
 
-from ..clip.models import ClipModel, _wrap, miniclip_model
-from .data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float
-from .world import ATTRIBUTES, PARTS
+from ..clip.models import _wrap, miniclip_model
+from ..training_state import TrainingState
+from .data import ATTR_KEYS, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float
+from .world import ATTRIBUTES
 
 MODEL_CFG = {
     "embed_dim": 96,
@@ -81,32 +82,6 @@ def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor
     return -(i2t.mean() + t2i.mean()) / 2
 
 
-def _save_state(path: Path, model, opt, step: int, cfg: dict) -> None:
-    tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    for i, st in opt.state_dict()["state"].items():
-        for k, v in st.items():
-            tensors[f"opt/{i}/{k}"] = torch.as_tensor(v).contiguous()
-    tmp = path / "state.partial"
-    save_file(tensors, tmp)
-    tmp.replace(path / "state.safetensors")
-    (path / "state.json").write_text(json.dumps({"step": step, "config": cfg}))
-
-
-def _load_state(path: Path, model, opt) -> int:
-    meta = json.loads((path / "state.json").read_text())
-    t = load_file(path / "state.safetensors")
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model/")})
-    sd = opt.state_dict()
-    state = {}
-    for k, v in t.items():
-        if k.startswith("opt/"):
-            _, i, name = k.split("/")
-            state.setdefault(int(i), {})[name] = v
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    return int(meta["step"])
-
-
 def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Path = "runs/miniclip",
                config: dict | None = None, progress: bool = True) -> dict:
     cfg = {**CONFIG, **(config or {})}
@@ -133,7 +108,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     rest = [p for n, p in params if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.98))
-    step = _load_state(work_dir, model, opt) if (work_dir / "state.json").is_file() else 0
+    opts = {"adamw": opt}
+    step = TrainingState.load(work_dir, model, opts)[0] if (work_dir / "train_state.json").is_file() else 0
     images, attrs = data["images"], data["attrs"]
     bar = tqdm(total=cfg["steps"], initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
     while step < cfg["steps"]:
@@ -159,7 +135,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
         if step % cfg["save_every"] == 0 or step == cfg["steps"]:
-            _save_state(work_dir, model, opt, step, cfg)
+            TrainingState.save(work_dir, model, opts, step, {"config": cfg})
     bar.close()
     t_train = time.time() - t0
     model.eval().requires_grad_(False)
