@@ -67,3 +67,18 @@ def test_missing_weights_give_a_clear_error(tmp_path):
         load_clip(str(tmp_path))
     with pytest.raises(CheckpointError, match="train-classifier"):
         load_classifier(tmp_path)
+
+
+def test_best_prompt_selection_matches_the_attribute_clip_sees(clip, heldout):
+    from lenerf.clip.relevance import _best_prompts
+    from lenerf.synthetic import SyntheticHeads
+    from lenerf.synthetic.evaluate import names_of
+    prompts = SyntheticHeads().expand_prompt("eyes")
+    assert prompts == ["brown eyes", "blue eyes", "green eyes"]
+    chosen = _best_prompts(clip, to_float(heldout["images"][:24]), [prompts] * 24)
+    truth = [f"{names_of(a)['eyes']} eyes" for a in heldout["attrs"][:24]]
+    assert sum(c[0] == t for c, t in zip(chosen, truth)) >= 22
+    maps = relevance_maps(clip, to_float(heldout["images"][:4]), prompts, select="best")
+    assert maps.shape == (4, 1, 64, 64)
+    with pytest.raises(ValueError, match="select"):
+        relevance_maps(clip, to_float(heldout["images"][:1]), prompts, select="max")

@@ -40,7 +40,7 @@ def _encode_with_last_attention(clip: ClipModel, pixels: Tensor) -> tuple[Tensor
 
 
 def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[list[str]], size: int | None = None,
-                   per_image: bool = True, negative: list[str] | None = None) -> Tensor:
+                   per_image: bool = True, negative: list[str] | None = None, select: str = "mean") -> Tensor:
     """Relevance of a prompt in each image, in [0, 1]: [N, 1, size, size] (no gradient).
 
     Args:
@@ -49,10 +49,16 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         size: output resolution (default: the image width).
         per_image: min-max normalise each map on its own (recommended) instead of over the batch (official).
         negative: prompts whose averaged map is subtracted before normalising again.
+        select: ``"mean"`` averages the maps of the prompts (official); ``"best"`` uses, per image, only the prompt
+            CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes").
     """
     size = size or images.shape[-1]
     n = images.shape[0]
     per = prompts if prompts and isinstance(prompts[0], (list, tuple)) else [list(prompts)] * n
+    if select == "best" and max(len(p) for p in per) > 1:
+        per = _best_prompts(clip, images, per)
+    elif select != "mean":
+        raise ValueError(f"select must be 'mean' or 'best', got {select!r}")
 
     def one(prompt_sets) -> Tensor:
         k = max(len(p) for p in prompt_sets)
@@ -66,6 +72,16 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
     if negative:
         r = _normalize(r - _normalize(one([list(negative)] * n), per_image), per_image)
     return r
+
+
+@torch.no_grad()
+def _best_prompts(clip: ClipModel, images: Tensor, per: list[list[str]]) -> list[list[str]]:
+    img = F.normalize(clip.encode_image(images.detach()), dim=-1)
+    out = []
+    for i, prompts in enumerate(per):
+        txt = F.normalize(clip.encode_text(list(prompts)), dim=-1)
+        out.append([prompts[int((txt @ img[i]).argmax())]])
+    return out
 
 
 def _raw_map(clip: ClipModel, images: Tensor, texts: list[str], size: int) -> Tensor:

@@ -44,6 +44,8 @@ class EditConfig:
     extra_edit_prompts: list[str] = field(default_factory=list)
     source_prompts: list[str] = field(default_factory=lambda: ["a face"])
     negative_mask_prompts: list[str] = field(default_factory=list)
+    #: several (expanded) mask prompts: "mean" of their relevance maps (official) or the "best"-matching one per image
+    mask_prompt_select: str = "mean"
     steps: int = 400
     batch: int = 2
     views: int = 2
@@ -190,13 +192,14 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         if cfg.use_mask:
             with torch.no_grad():
                 rel = relevance_maps(clip, src_img, mask_prompts, size=res,
-                                     negative=cfg.negative_mask_prompts or None)
+                                     negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select)
                 if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                     tgt = render(tgt_field, origins, dirs, settings,
                                  generator=torch.Generator(device=dev).manual_seed(step + 1))
                     tgt_img = _image(G, tgt.colors, wt0, preset, n, res)
                     rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
-                                                            negative=cfg.negative_mask_prompts or None))
+                                                            negative=cfg.negative_mask_prompts or None,
+                                                            select=cfg.mask_prompt_select))
             if cfg.relevance_quantile is not None:
                 q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
                 rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
