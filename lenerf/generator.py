@@ -129,16 +129,24 @@ class Generator(nn.Module):
         origins, dirs = sample_rays(c[:, :16].reshape(-1, 4, 4), c[:, 16:25].reshape(-1, 3, 3), res)
         out = render(field, origins, dirs, settings, generator=generator, chunk_points=chunk_points)
         n = c.shape[0]
-        feat = out.colors.permute(0, 2, 1).reshape(n, -1, res, res)
+        image, feat = self.images(out.colors, ws, p, res)
         depth = out.depth.permute(0, 2, 1).reshape(n, 1, res, res)
+        return {"image": image, "image_raw": feat[:, :3], "image_depth": depth, "image_features": feat,
+                "image_opacity": out.weights_sum.permute(0, 2, 1).reshape(n, 1, res, res)}
+
+    def images(self, colors: Tensor, ws: Tensor, preset: str | Preset | None, resolution: int) -> tuple[Tensor, Tensor]:
+        """Composited ray colours [N, R*R, C] in [-1, 1] -> (output image [N, 3, H, W], feature image
+        [N, C, R, R]): the superresolution stage when the preset uses it and the generator has one, else the raw
+        RGB resized (bilinearly) to the preset's output resolution."""
+        p = get_preset(preset)
+        feat = colors.permute(0, 2, 1).reshape(colors.shape[0], -1, resolution, resolution)
         rgb = feat[:, :3]
         image = self.superresolve(rgb, feat, ws) if p.superresolution else None
         if image is None:
             size = p.output_resolution or self.img_resolution
-            image = rgb if size == res else F.interpolate(rgb, size=(size, size), mode="bilinear",
-                                                          align_corners=False, antialias=size < res)
-        return {"image": image, "image_raw": rgb, "image_depth": depth, "image_features": feat,
-                "image_opacity": out.weights_sum.permute(0, 2, 1).reshape(n, 1, res, res)}
+            image = rgb if size == resolution else F.interpolate(rgb, size=(size, size), mode="bilinear",
+                                                                 align_corners=False, antialias=size < resolution)
+        return image, feat
 
     def synthesis(self, ws: Tensor, c: Tensor, neural_rendering_resolution: int | None = None,
                   noise_mode: str = "const", preset: str | Preset | None = None,

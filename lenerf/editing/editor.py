@@ -160,21 +160,12 @@ class LocalEditor:
             m = torch.cat(layer.masks, 1).reshape(n, -1, src.sample_depths.shape[2], 1)
             mask = torch.maximum(mask, composite_mask(m, src.sample_weights))
 
-        def images(colors: Tensor, ws_sr: Tensor):
-            feat = colors.permute(0, 2, 1).reshape(n, -1, res, res)
-            img = G.superresolve(feat[:, :3], feat, ws_sr) if p.superresolution else None
-            if img is None:
-                size = p.output_resolution or G.img_resolution
-                img = feat[:, :3] if size == res else torch.nn.functional.interpolate(
-                    feat[:, :3], size=(size, size), mode="bilinear", align_corners=False)
-            return img, feat[:, :3]
-
-        s_img, s_raw = images(src.colors, ws)
-        e_img, e_raw = images(out.colors, ws)
+        s_img, s_feat = G.images(src.colors, ws, p, res)
+        e_img, e_feat = G.images(out.colors, ws, p, res)
         target = None
         if with_target and self.edits:
             wt = self.edits[-1].target_latent(ws)
             target = G.render_field(G.field(wt), wt, c, preset=p, generator=generator)["image"]
         to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
-        return EditResult(s_img, e_img, to_img(mask), s_raw, e_raw, target, to_img(src.depth),
+        return EditResult(s_img, e_img, to_img(mask), s_feat[:, :3], e_feat[:, :3], target, to_img(src.depth),
                           to_img(src.weights_sum))

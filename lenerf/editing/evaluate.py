@@ -72,7 +72,6 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         feats = src_field.features(pts)
         gt_lab = _labels_from_features(feats[..., 4:]) if feats.shape[-1] >= 10 else None
         ious = []
-        field = src_field
         for k, layer in enumerate(layers):
             fs = layer.source.features(pts)
             ft = layer.target.features(pts)
@@ -81,7 +80,6 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             pred = (m > 0.5) & opaque
             ious.append(iou(pred.reshape(1, -1), (gt & opaque).reshape(1, -1)).item())
         per_head["iou3d"].append(float(np.mean(ious)))
-        del field
         # classifier
         if classifier is not None:
             ps = classifier.predict(res.source_raw)

@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..generator import Generator, Preset
 from ..rendering import composite_mask, march, render, sample_rays
 from ..training_state import TrainingState
-from .editor import Edit, EditModules, LocalEditor
+from .editor import EditModules
 
 
 @dataclass
@@ -180,7 +180,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             src = render(src_field, origins, dirs, settings, generator=torch.Generator(device=dev).manual_seed(step),
                          capture_features=True)
             res = cfg.resolution
-            src_img = _image(G, src.colors, ws, preset, n, res)
+            src_img = G.images(src.colors, ws, preset, res)[0]
             pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)  # [N, M, S, 3]
             s_count = pts.shape[2]
             desc_s = src_field.descriptor(src.sample_features.reshape(n, -1, src.sample_features.shape[-1]))
@@ -196,7 +196,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                     tgt = render(tgt_field, origins, dirs, settings,
                                  generator=torch.Generator(device=dev).manual_seed(step + 1))
-                    tgt_img = _image(G, tgt.colors, wt0, preset, n, res)
+                    tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
                     rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
                                                             negative=cfg.negative_mask_prompts or None,
                                                             select=cfg.mask_prompt_select))
@@ -250,7 +250,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             l_def = torch.zeros((), device=dev)
         comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]), sigma.reshape(n, -1, s_count, 1),
                               src.sample_depths)
-        edited = _image(G, comp * 2 - 1, ws, preset, n, res)
+        edited = G.images(comp * 2 - 1, ws, preset, res)[0]
         l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss, cfg.augmentations, gen)
         l_ws = delta.norm(dim=-1).mean()
         loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
@@ -302,16 +302,6 @@ def _weighted_samples(weights: Tensor, eps: float = 1e-4) -> Tensor:
     return torch.where(torch.gather(used, 1, order), order, first)
 
 
-def _image(G: Generator, colors: Tensor, ws: Tensor, preset: Preset, n: int, res: int) -> Tensor:
-    """colors [N, M, C] in [-1, 1] -> the image CLIP sees (SR output, or the raw render)."""
-    feat = colors.permute(0, 2, 1).reshape(n, -1, res, res)
-    if preset.superresolution:
-        img = G.superresolve(feat[:, :3], feat, ws)
-        if img is not None:
-            return img
-    return feat[:, :3]
-
-
 def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:
     from ..media import to_uint8
     tiles = [to_uint8(src[0]), to_uint8(edited[0])]
@@ -323,10 +313,6 @@ def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:
             g = np.asarray(Image.fromarray(g).resize(tiles[0].shape[:2][::-1]))
         tiles.append(g)
     return np.concatenate(tiles, 1)
-
-
-def editor_from(G: Generator, edits: list[Edit]) -> LocalEditor:
-    return LocalEditor(G, edits)
 
 
 __all__ = ["EditConfig", "train_edit"]

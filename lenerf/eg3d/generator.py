@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import CheckpointError
 from ..fields import Field
-from ..generator import Generator
+from ..generator import Generator, check_camera
 from ..rendering import RenderSettings
 from .layers import FullyConnectedLayer
 from .networks import StyleGAN2Backbone
@@ -145,7 +145,6 @@ class EG3D(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["eg3d",
     # interface ------------------------------------------------------------------------------------------------
     def mapping(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0,
                 truncation_cutoff: int | None = None, **_unused) -> Tensor:
-        from ..generator import check_camera
         self.check_z(z)
         c = check_camera(c, self.c_dim)
         if self.rendering_kwargs.get("c_gen_conditioning_zero", False):
