@@ -106,11 +106,10 @@ def _load_edits(specs, device):
 def cmd_edit(a) -> int:
     from tqdm import tqdm
 
-    from .cameras import turntable
     from .editing import LocalEditor
     from .hub import load_generator
-    from .media import mask_overlay, save_png, side_by_side, to_uint8, write_video
-    from .pipeline import latent_from_seed
+    from .media import save_png, write_video
+    from .pipeline import latent_from_seed, render_edit, render_edit_turntable
     dev = _device(a.device)
     G = load_generator(a.generator, device=dev)
     edits, _ = _load_edits(a.edit, dev)
@@ -120,27 +119,18 @@ def cmd_edit(a) -> int:
             e.strength = strength_ok(a.strength)
     editor = LocalEditor(G, edits)
     out = Path(a.out)
-    import torch
     for seed in a.seed:
         ws = latent_from_seed(G, seed, a.truncation, device=dev)
-        with torch.no_grad():
-            r = editor.render(ws, G.camera(a.yaw, a.pitch).to(dev), preset=a.preset,
-                              generator=torch.Generator(device=dev).manual_seed(0))
-        src, edt = to_uint8(r.source), to_uint8(r.edited)
-        save_png(src, out / f"seed{seed:04d}_before.png")
-        save_png(edt, out / f"seed{seed:04d}_after.png")
-        save_png(mask_overlay(src, r.mask[0, 0]), out / f"seed{seed:04d}_mask.png")
+        v = render_edit(editor, ws, a.yaw, a.pitch, preset=a.preset)
+        save_png(v.source, out / f"seed{seed:04d}_before.png")
+        save_png(v.edited, out / f"seed{seed:04d}_after.png")
+        save_png(v.overlay, out / f"seed{seed:04d}_mask.png")
         print(f"wrote {out}/seed{seed:04d}_before.png, _after.png, _mask.png")
         if a.turntable:
-            cams = turntable(a.frames, radius=G.camera_radius, lookat=G.camera_pivot, fov_deg=G.fov_deg).to(dev)
-            frames = []
-            for k in tqdm(range(a.frames), desc=f"turntable seed {seed}", unit="frame"):
-                with torch.no_grad():
-                    rk = editor.render(ws, cams[k:k + 1], preset=a.preset,
-                                       generator=torch.Generator(device=dev).manual_seed(k))
-                s_, e_ = to_uint8(rk.source), to_uint8(rk.edited)
-                frames.append(side_by_side(s_, e_, mask_overlay(s_, rk.mask[0, 0])))
-            print(f"wrote {write_video(frames, out / f'seed{seed:04d}_turntable.mp4', fps=a.fps)}")
+            with tqdm(total=a.frames, desc=f"turntable seed {seed}", unit="frame") as bar:
+                views = render_edit_turntable(editor, ws, a.frames, preset=a.preset,
+                                              progress=lambda k, n: bar.update(1))
+            print(f"wrote {write_video([v.strip() for v in views], out / f'seed{seed:04d}_turntable.mp4', fps=a.fps)}")
     return 0
 
 

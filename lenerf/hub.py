@@ -111,3 +111,38 @@ def load_generator(spec: str | os.PathLike, revision: str | None = None, device:
     if device is not None:
         model = model.to(device)
     return model.eval()
+
+
+def probe_generator(spec: str, timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Cheap check whether :func:`load_generator` can be expected to succeed, without downloading anything.
+
+    -> (True, "") or (False, reason). Registry ids count as available when converted once, in the Hugging Face
+    cache, or when the Hub answers a TCP connection within ``timeout_s`` (so the app does not hang on a
+    machine with no network)."""
+    s = str(spec)
+    path = Path(s).expanduser()
+    if path.exists():
+        return True, ""
+    registry = load_registry()
+    entry = registry.get(s)
+    if entry is None:
+        return (True, "") if s.count("/") == 1 else (False, f"unknown generator '{s}'")
+    if entry.get("format") == "builtin":
+        return True, ""
+    rev = entry.get("revision", "main")
+    if (cache_dir() / "converted" / s / rev / "model.safetensors").is_file():
+        return True, ""
+    from huggingface_hub import constants, try_to_load_from_cache
+    cached = try_to_load_from_cache(entry["repo_id"], entry["filename"], revision=rev)
+    if isinstance(cached, str):
+        return True, ""
+    if constants.HF_HUB_OFFLINE:
+        return False, f"HF_HUB_OFFLINE is set and {entry['filename']} is not in the local cache"
+    import socket
+    from urllib.parse import urlparse
+    host = urlparse(constants.ENDPOINT).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout_s).close()
+    except OSError as e:
+        return False, f"no network connection to {host} ({type(e).__name__}) and {entry['filename']} is not cached"
+    return True, ""

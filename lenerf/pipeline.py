@@ -1,6 +1,7 @@
 """High-level rendering API shared by the CLI and the app: latents from seeds, views, turntables."""
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Callable
 
@@ -11,7 +12,7 @@ from torch import Tensor
 from .cameras import turntable
 from .errors import InputError
 from .generator import Generator, Preset
-from .media import depth_to_uint8, to_uint8
+from .media import depth_to_uint8, mask_overlay, side_by_side, to_uint8
 
 
 def latent_from_seed(G: Generator, seed: int, truncation_psi: float | None = None,
@@ -63,4 +64,54 @@ def render_turntable(G: Generator, ws: Tensor, frames: int = 48, preset: str | P
             views.append(View(to_uint8(out["image"]), depth_to_uint8(out["image_depth"], out["image_opacity"]), out))
             if progress:
                 progress(k + 1, frames)
+    return views
+
+
+@dataclass
+class EditView:
+    """One camera of a local edit, as uint8 HxWx3 images: source, edited, and the source with the volume-rendered
+    3D attention mask as a heat overlay; ``mask`` is that mask as float32 [R, R] in [0, 1]."""
+
+    source: np.ndarray
+    edited: np.ndarray
+    overlay: np.ndarray
+    mask: np.ndarray
+
+    def strip(self) -> np.ndarray:
+        """source | edited | mask overlay, side by side."""
+        return side_by_side(self.source, self.edited, self.overlay)
+
+
+def _edit_view(editor, ws: Tensor, c: Tensor, preset, seed: int, strengths) -> EditView:
+    with torch.no_grad():
+        r = editor.render(ws, c.to(ws.device), preset=preset, strengths=strengths,
+                          generator=torch.Generator(device=ws.device).manual_seed(seed))
+    src = to_uint8(r.source)
+    return EditView(src, to_uint8(r.edited), mask_overlay(src, r.mask[0, 0]),
+                    r.mask[0, 0].float().cpu().numpy())
+
+
+def render_edit(editor, ws: Tensor, yaw: float = 0.0, pitch: float = 0.0, preset: str | Preset = "preview",
+                strengths: list[float] | None = None, seed: int = 0) -> EditView:
+    """Source, edited and mask views of ``ws`` [1, num_ws, w_dim] under a :class:`~lenerf.editing.LocalEditor`."""
+    G = editor.G
+    return _edit_view(editor, ws, G.camera(yaw, pitch), preset, seed, strengths)
+
+
+def render_edit_turntable(editor, ws: Tensor, frames: int = 48, preset: str | Preset = "preview",
+                          strengths: list[float] | None = None,
+                          progress: Callable[[int, int], None] | None = None, seed: int = 0,
+                          guard: Callable[[], AbstractContextManager] | None = None) -> list[EditView]:
+    """:func:`render_edit` along the turntable path of :func:`render_turntable` (frame k uses seed + k); each
+    frame is rendered inside ``guard()`` when given (the app shares one device between users this way)."""
+    if not 1 <= frames <= 1000:
+        raise InputError(f"frames must be between 1 and 1000, got {frames}")
+    G = editor.G
+    cams = turntable(frames, radius=G.camera_radius, lookat=G.camera_pivot, fov_deg=G.fov_deg)
+    views = []
+    for k in range(frames):
+        with guard() if guard is not None else nullcontext():
+            views.append(_edit_view(editor, ws, cams[k:k + 1], preset, seed + k, strengths))
+        if progress:
+            progress(k + 1, frames)
     return views

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..fields import Field
 from ..generator import Generator, Preset, get_preset
-from ..rendering import composite_mask, render, sample_rays
+from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
 from .modules import AttentionField, DeformationField, LatentResidualMapper
 
 
@@ -141,8 +141,12 @@ class LocalEditor:
 
     def render(self, ws: Tensor, c: Tensor, preset: str | Preset | None = "preview",
                strengths: list[float] | None = None, generator: torch.Generator | None = None,
-               with_target: bool = False, chunk_points: int = 1 << 17) -> EditResult:
-        """Render source and edited heads (and the combined 3D mask) from cameras c [N, 25]."""
+               with_target: bool = False, chunk_points: int = 1 << 17, fast: bool = True) -> EditResult:
+        """Render source and edited heads (and the combined 3D mask) from cameras c [N, 25].
+
+        ``fast`` (texture-only edits without deformation): the source's features are kept from its render and the
+        edits are evaluated only at samples that carry ray weight (> 1e-4); elsewhere the edited colours are the
+        source's. The result differs from the plain path by at most the colour carried by those weights."""
         G = self.G
         p = get_preset(preset)
         res = int(p.neural_rendering_resolution or G.neural_rendering_resolution)
@@ -151,17 +155,23 @@ class LocalEditor:
         n = c.shape[0]
         origins, dirs = sample_rays(c[:, :16].reshape(-1, 4, 4), c[:, 16:25].reshape(-1, 3, 3), res)
         src_field, field, layers = self.composite_field(ws, strengths)
+        fast = fast and all(e.texture_only and e.modules.deformation is None for e in self.edits)
         src = render(src_field, origins, dirs, settings, generator=generator, chunk_points=chunk_points,
-                     return_samples=True)
-        out = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points)
+                     return_samples=True, capture_features=fast)
+        if fast:
+            edited_colors, masks = self._blend_weighted_samples(src, src_field, layers, origins, dirs, settings)
+        else:
+            edited_colors = render(field, origins, dirs, settings, depths=src.sample_depths,
+                                   chunk_points=chunk_points).colors
+            masks = [torch.cat(layer.masks, 1) for layer in layers]
         # union of the edits' masks, each volume-rendered with the source weights
         mask = torch.zeros_like(src.weights_sum)
-        for layer in layers:
-            m = torch.cat(layer.masks, 1).reshape(n, -1, src.sample_depths.shape[2], 1)
+        for m in masks:
+            m = m.reshape(n, -1, src.sample_depths.shape[2], 1)
             mask = torch.maximum(mask, composite_mask(m, src.sample_weights))
 
         s_img, s_feat = G.images(src.colors, ws, p, res)
-        e_img, e_feat = G.images(out.colors, ws, p, res)
+        e_img, e_feat = G.images(edited_colors, ws, p, res)
         target = None
         if with_target and self.edits:
             wt = self.edits[-1].target_latent(ws)
@@ -169,3 +179,36 @@ class LocalEditor:
         to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
         return EditResult(s_img, e_img, to_img(mask), s_feat[:, :3], e_feat[:, :3], target, to_img(src.depth),
                           to_img(src.weights_sum))
+
+    @staticmethod
+    def _blend_weighted_samples(src, src_field, layers, origins, dirs, settings):
+        """Edited colours [N, M, C] in [-1, 1] and per-edit masks [N, M*S, 1] at the source's samples, with the
+        target fields and attention fields evaluated only where the source's ray weights are non-negligible."""
+        n, m_rays, s_count, _ = src.sample_depths.shape
+        pts = (origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)).reshape(n, -1, 3)
+        fs = src.sample_features.reshape(n, m_rays * s_count, -1)
+        idx = weighted_samples(src.sample_weights)  # [N, K]
+        take = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+        x, f = take(pts), take(fs)
+        masks = []
+        for layer in layers:
+            if layer.attention.kind == "attention":  # this variant reads the target's descriptors too
+                ft = layer.target.features(x)
+                mk = layer.mask(x, f, ft)
+                f = torch.lerp(f, ft, mk.to(f.dtype))
+            else:  # mask first, then the target field only where the mask is not ~0 (|m| <= 1e-3 keeps F_s)
+                mk = layer.mask(x, f, None)
+                sub = weighted_samples(mk.unsqueeze(1), 1e-3, pad_neighbours=False)  # [N, K']
+                pick = lambda t: torch.gather(t, 1, sub.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+                ft = layer.target.features(pick(x))
+                blended = torch.lerp(pick(f), ft, pick(mk).to(f.dtype))
+                f = f.scatter(1, sub.unsqueeze(-1).expand(-1, -1, f.shape[-1]), blended)
+            masks.append(torch.zeros(n, fs.shape[1], 1, device=fs.device, dtype=mk.dtype).scatter(
+                1, idx.unsqueeze(-1), mk))
+        colors, sigma = src_field.decode(fs)
+        colors = colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), src_field.decode(f)[0])
+        comp, _, w, _ = march(colors.reshape(n, m_rays, s_count, -1), sigma.reshape(n, m_rays, s_count, 1),
+                              src.sample_depths)
+        if settings.white_back:
+            comp = comp + 1 - w.sum(-2)
+        return comp * 2 - 1, masks

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..eg3d.layers import FullyConnectedLayer, normalize_2nd_moment
+from ..eg3d.layers import FullyConnectedLayer, fc_stack_inference, normalize_2nd_moment
 
 
 def default_groups(num_ws: int) -> dict[str, tuple[int, int]]:
@@ -113,7 +113,7 @@ class AttentionField(nn.Module):
         """desc_* [N, P, D], xyz [N, P, 3], ws/wt [N, num_ws, w_dim] -> [N, P, 1]."""
         a = self._inp(desc_s, xyz)
         if self.kind == "mlp":
-            return self.net(a)
+            return fc_stack_inference(self.net, a) if not torch.is_grad_enabled() else self.net(a)
         if self.kind == "ws_condition":
             lat = torch.cat([self.latent(ws), self.latent(wt)], -1)
             return self.net(torch.cat([a, lat.unsqueeze(1).expand(-1, a.shape[1], -1)], -1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,7 +30,7 @@ from ..clip.losses import clip_loss, mask_losses
 from ..clip.relevance import relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
-from ..rendering import composite_mask, march, render, sample_rays
+from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
 from ..training_state import TrainingState
 from .editor import EditModules
 
@@ -128,16 +129,19 @@ def _dev(G) -> torch.device:
 
 def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, resume: bool = True,
                progress: bool = True, callback: Callable[[dict], None] | None = None,
-               should_stop: Callable[[], bool] | None = None) -> Path:
+               should_stop: Callable[[], bool] | None = None,
+               step_guard: Callable[[], AbstractContextManager] | None = None) -> Path:
     """Train an edit and write its package to ``out_dir``. ``callback`` receives a dict per step (step, losses,
     coverage, eta, and every ``preview_every`` steps a preview image); ``should_stop()`` cancels cleanly (the
-    last checkpoint is kept, no package is written)."""
+    last checkpoint is kept, no package is written); each step runs inside ``step_guard()`` when given (the app
+    uses it to let interactive requests use the device between two steps)."""
     from ..clip import load_clip
     from .package import save_edit
     cfg.validate()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     dev = _dev(G)
+    G.requires_grad_(False)  # the generator is frozen: no gradients accumulate in it
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
     mask_prompts = G.expand_prompt(cfg.mask_prompt)
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
@@ -167,113 +171,114 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
             bar.close()
             raise KeyboardInterrupt("training cancelled")
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        n = cfg.batch * cfg.views
-        z = torch.randn(cfg.batch, G.z_dim, generator=gen).repeat_interleave(cfg.views, 0).to(dev)
-        cams = sample_cameras(n, generator=gen, radius=G.camera_radius, lookat=G.camera_pivot,
-                              fov_deg=G.fov_deg).to(dev)
-        with torch.no_grad():
-            ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
-            src_field = G.field(ws)
-            origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3),
-                                        cfg.resolution)
-            src = render(src_field, origins, dirs, settings, generator=torch.Generator(device=dev).manual_seed(step),
-                         capture_features=True)
-            res = cfg.resolution
-            src_img = G.images(src.colors, ws, preset, res)[0]
-            pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)  # [N, M, S, 3]
-            s_count = pts.shape[2]
-            desc_s = src_field.descriptor(src.sample_features.reshape(n, -1, src.sample_features.shape[-1]))
-            wt0 = ws + cfg.strength * modules.mapper(ws)
-            tgt_field = G.field(wt0)
-            ft0 = tgt_field.features(pts.reshape(n, -1, 3)) if cfg.afn_kind == "attention" else None
-        logs = {}
-        # 1) attention field ------------------------------------------------------------------------------
-        if cfg.use_mask:
+        with step_guard() if step_guard is not None else nullcontext():  # e.g. let app requests go first
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            n = cfg.batch * cfg.views
+            z = torch.randn(cfg.batch, G.z_dim, generator=gen).repeat_interleave(cfg.views, 0).to(dev)
+            cams = sample_cameras(n, generator=gen, radius=G.camera_radius, lookat=G.camera_pivot,
+                                  fov_deg=G.fov_deg).to(dev)
             with torch.no_grad():
-                rel = relevance_maps(clip, src_img, mask_prompts, size=res,
-                                     negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select)
-                if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
-                    tgt = render(tgt_field, origins, dirs, settings,
-                                 generator=torch.Generator(device=dev).manual_seed(step + 1))
-                    tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
-                    rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
-                                                            negative=cfg.negative_mask_prompts or None,
-                                                            select=cfg.mask_prompt_select))
-            if cfg.relevance_quantile is not None:
-                q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
-                rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
-                    else (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
-            desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
-            # the 2D mask only depends on samples that carry ray weight: evaluate the attention field there
-            # (gathered per image, padded to the largest count) and leave the rest at 0
-            idx = _weighted_samples(src.sample_weights)
-            x_all = pts.reshape(n, -1, 3)
-            sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
-            m_sel = modules.attention(sel(desc_s), sel(x_all), ws, wt0, sel(desc_t))
-            m = torch.zeros(n, x_all.shape[1], 1, device=dev).scatter(1, idx.unsqueeze(-1), m_sel)
-            m = m.reshape(n, -1, s_count, 1)
-            m2d = (2 * composite_mask(m, src.sample_weights) - 1).permute(0, 2, 1).reshape(n, 1, res, res)
-            ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
-            loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
-                      + cfg.lambda_tv * ml["tv"])
-            opt_a.zero_grad(set_to_none=True)
-            loss_a.backward()
-            opt_a.step()
-            m = m.detach()
-            if not cfg.texture_only:  # new geometry can appear where the source is empty: the mask everywhere
+                ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
+                src_field = G.field(ws)
+                origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3),
+                                            cfg.resolution)
+                src = render(src_field, origins, dirs, settings, generator=torch.Generator(device=dev).manual_seed(step),
+                             capture_features=True)
+                res = cfg.resolution
+                src_img = G.images(src.colors, ws, preset, res)[0]
+                pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)  # [N, M, S, 3]
+                s_count = pts.shape[2]
+                desc_s = src_field.descriptor(src.sample_features.reshape(n, -1, src.sample_features.shape[-1]))
+                wt0 = ws + cfg.strength * modules.mapper(ws)
+                tgt_field = G.field(wt0)
+                ft0 = tgt_field.features(pts.reshape(n, -1, 3)) if cfg.afn_kind == "attention" else None
+            logs = {}
+            # 1) attention field ------------------------------------------------------------------------------
+            if cfg.use_mask:
                 with torch.no_grad():
-                    m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
-            logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
-            logs["coverage"] = (m2d > 0).float().mean().item()
-        # 2) mapper (+ deformation) -------------------------------------------------------------------------
-        delta = modules.mapper(ws)
-        wt = ws + cfg.strength * delta
-        tgt_field = G.field(wt)
-        x = pts.reshape(n, -1, 3)
-        ft = tgt_field.features(x)
-        if cfg.use_mask:
-            fs = src.sample_features.reshape(n, -1, ft.shape[-1])
-            l_def = torch.zeros((), device=dev)
-            if modules.deformation is not None:
-                x_def = modules.deformation(x, ws, wt)
-                fs = src_field.features(x_def)
-                w = torch.softmax(m.reshape(n, -1), dim=-1)
-                l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
-            mm = m.reshape(n, -1, 1)
-            fused = torch.lerp(fs, ft, mm)
-            colors, sigma = src_field.decode(fused)
-            if cfg.texture_only:
-                sigma = src_field.decode(fs)[1]
-        else:  # global-edit ablation: plain render of the target at the source samples
-            colors, sigma = tgt_field.decode(ft)
-            l_def = torch.zeros((), device=dev)
-        comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]), sigma.reshape(n, -1, s_count, 1),
-                              src.sample_depths)
-        edited = G.images(comp * 2 - 1, ws, preset, res)[0]
-        l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss, cfg.augmentations, gen)
-        l_ws = delta.norm(dim=-1).mean()
-        loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
-        opt_m.zero_grad(set_to_none=True)
-        loss_m.backward()
-        opt_m.step()
-        logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
-        step += 1
-        elapsed = elapsed_before + time.time() - t0
-        eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
-        history.append({"step": step, **{k: round(v, 5) for k, v in logs.items()}})
-        bar.update(1)
-        bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
-                        cov=f"{logs.get('coverage', 0):.2f}")
-        info = {"step": step, "steps": cfg.steps, "eta_s": eta, "elapsed_s": elapsed, **logs}
-        if cfg.preview_every and (step % cfg.preview_every == 0 or step == cfg.steps):
-            info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
-            from ..media import save_png
-            save_png(info["preview"], out / "previews" / f"step{step:05d}.png")
-        if callback is not None:
-            callback(info)
-        if step % cfg.save_every == 0 or step == cfg.steps:
-            TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
+                    rel = relevance_maps(clip, src_img, mask_prompts, size=res,
+                                         negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select)
+                    if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
+                        tgt = render(tgt_field, origins, dirs, settings,
+                                     generator=torch.Generator(device=dev).manual_seed(step + 1))
+                        tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
+                        rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
+                                                                negative=cfg.negative_mask_prompts or None,
+                                                                select=cfg.mask_prompt_select))
+                if cfg.relevance_quantile is not None:
+                    q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
+                    rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
+                        else (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
+                desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
+                # the 2D mask only depends on samples that carry ray weight: evaluate the attention field there
+                # (gathered per image, padded to the largest count) and leave the rest at 0
+                idx = weighted_samples(src.sample_weights)
+                x_all = pts.reshape(n, -1, 3)
+                sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+                m_sel = modules.attention(sel(desc_s), sel(x_all), ws, wt0, sel(desc_t))
+                m = torch.zeros(n, x_all.shape[1], 1, device=dev).scatter(1, idx.unsqueeze(-1), m_sel)
+                m = m.reshape(n, -1, s_count, 1)
+                m2d = (2 * composite_mask(m, src.sample_weights) - 1).permute(0, 2, 1).reshape(n, 1, res, res)
+                ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
+                loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
+                          + cfg.lambda_tv * ml["tv"])
+                opt_a.zero_grad(set_to_none=True)
+                loss_a.backward()
+                opt_a.step()
+                m = m.detach()
+                if not cfg.texture_only:  # new geometry can appear where the source is empty: the mask everywhere
+                    with torch.no_grad():
+                        m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
+                logs["coverage"] = (m2d > 0).float().mean().item()
+            # 2) mapper (+ deformation) -------------------------------------------------------------------------
+            delta = modules.mapper(ws)
+            wt = ws + cfg.strength * delta
+            tgt_field = G.field(wt)
+            x = pts.reshape(n, -1, 3)
+            ft = tgt_field.features(x)
+            if cfg.use_mask:
+                fs = src.sample_features.reshape(n, -1, ft.shape[-1])
+                l_def = torch.zeros((), device=dev)
+                if modules.deformation is not None:
+                    x_def = modules.deformation(x, ws, wt)
+                    fs = src_field.features(x_def)
+                    w = torch.softmax(m.reshape(n, -1), dim=-1)
+                    l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
+                mm = m.reshape(n, -1, 1)
+                fused = torch.lerp(fs, ft, mm)
+                colors, sigma = src_field.decode(fused)
+                if cfg.texture_only:
+                    sigma = src_field.decode(fs)[1]
+            else:  # global-edit ablation: plain render of the target at the source samples
+                colors, sigma = tgt_field.decode(ft)
+                l_def = torch.zeros((), device=dev)
+            comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]), sigma.reshape(n, -1, s_count, 1),
+                                  src.sample_depths)
+            edited = G.images(comp * 2 - 1, ws, preset, res)[0]
+            l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss, cfg.augmentations, gen)
+            l_ws = delta.norm(dim=-1).mean()
+            loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
+            opt_m.zero_grad(set_to_none=True)
+            loss_m.backward()
+            opt_m.step()
+            logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
+            step += 1
+            elapsed = elapsed_before + time.time() - t0
+            eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
+            history.append({"step": step, **{k: round(v, 5) for k, v in logs.items()}})
+            bar.update(1)
+            bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
+                            cov=f"{logs.get('coverage', 0):.2f}")
+            info = {"step": step, "steps": cfg.steps, "eta_s": eta, "elapsed_s": elapsed, **logs}
+            if cfg.preview_every and (step % cfg.preview_every == 0 or step == cfg.steps):
+                info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
+                from ..media import save_png
+                save_png(info["preview"], out / "previews" / f"step{step:05d}.png")
+            if callback is not None:
+                callback(info)
+            if step % cfg.save_every == 0 or step == cfg.steps:
+                TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
     bar.close()
     elapsed = elapsed_before + time.time() - t0
     modules.eval()
@@ -286,20 +291,6 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         for h in history:
             f.write(json.dumps(h) + "\n")
     return save_edit(out, modules, meta)
-
-
-def _weighted_samples(weights: Tensor, eps: float = 1e-4) -> Tensor:
-    """Indices [N, K] of the samples that touch an interval with weight > eps (K = the largest count; images with
-    fewer repeat an index, which is harmless)."""
-    w = weights[..., 0] > eps  # [N, M, S-1]
-    used = torch.zeros(w.shape[0], w.shape[1], w.shape[2] + 1, dtype=torch.bool, device=w.device)
-    used[..., :-1] |= w
-    used[..., 1:] |= w
-    used = used.reshape(used.shape[0], -1)
-    k = max(1, int(used.sum(1).max()))
-    order = torch.argsort(used.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
-    first = order[:, :1].expand_as(order)
-    return torch.where(torch.gather(used, 1, order), order, first)
 
 
 def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:

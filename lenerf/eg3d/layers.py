@@ -71,6 +71,25 @@ class FullyConnectedLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
 
 
+def fc_stack_inference(layers, x: Tensor) -> Tensor:
+    """A stack of :class:`FullyConnectedLayer` for inference, same values as calling them in turn: the weight gains
+    and each lrelu's sqrt(2) are folded into the next matrix and the activation runs in place (one pass over the
+    activations per layer instead of four)."""
+    carry = 1.0
+    for layer in layers:
+        w = layer.weight * (layer.weight_gain * carry)
+        b = layer.bias * layer.bias_gain if layer.bias is not None else None
+        x = F.linear(x, w, b)
+        if layer.activation == "lrelu":
+            x = F.leaky_relu_(x, 0.2)
+            carry = SQRT2
+        elif layer.activation == "linear":
+            carry = 1.0
+        else:
+            raise ValueError(f"unsupported activation {layer.activation!r}")
+    return x * carry if carry != 1.0 else x
+
+
 def modulated_conv2d(x: Tensor, weight: Tensor, styles: Tensor, demodulate: bool = True, up: int = 1,
                      padding: int = 0, resample_filter: Tensor | None = None, gain: float = 1.0) -> Tensor:
     """StyleGAN2 modulated convolution (eg3d.md §5), optionally upsampling x2, output times ``gain``.

@@ -34,3 +34,22 @@ def composite_mask(mask: Tensor, weights: Tensor) -> Tensor:
     mask [N, M, S, 1] at the samples, weights [N, M, S-1, 1] from :func:`march` -> [N, M, 1].
     """
     return (weights * (mask[..., :-1, :] + mask[..., 1:, :]) * 0.5).sum(-2)
+
+
+def weighted_samples(weights: Tensor, eps: float = 1e-4, pad_neighbours: bool = True) -> Tensor:
+    """Indices [N, K] of the samples whose value in ``weights`` [N, M, S', 1] exceeds ``eps``; with
+    ``pad_neighbours`` (interval weights [N, M, S-1, 1]) the samples at both ends of such an interval. K is the
+    largest count over the batch; images with fewer repeat one of their indices, which is harmless for gathers
+    and scatters of the same values."""
+    w = weights[..., 0] > eps
+    if pad_neighbours:
+        used = torch.zeros(w.shape[0], w.shape[1], w.shape[2] + 1, dtype=torch.bool, device=w.device)
+        used[..., :-1] |= w
+        used[..., 1:] |= w
+    else:
+        used = w
+    used = used.reshape(used.shape[0], -1)
+    k = max(1, int(used.sum(1).max()))
+    order = torch.argsort(used.to(torch.int8), dim=1, descending=True, stable=True)[:, :k]
+    first = order[:, :1].expand_as(order)
+    return torch.where(torch.gather(used, 1, order), order, first)

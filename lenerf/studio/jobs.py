@@ -1,0 +1,179 @@
+"""Background training jobs for the app: one worker per device, a bounded queue, cancellation, live progress.
+
+Interactive requests (previews, turntables) and training share one device. :class:`ComputeGate` lets them
+take turns: a training step never runs while an interactive request is waiting or running, so a preview waits at
+most for the training step in flight, and two requests never fight over the same cores or GPU.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, LENeRFError
+
+log = logging.getLogger(__name__)
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+
+
+class ComputeGate:
+    """Mutual exclusion between interactive requests and training steps, interactive first."""
+
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._busy = False
+        self._waiting = 0  # interactive requests waiting or running
+
+    @contextmanager
+    def interactive(self):
+        with self._cond:
+            self._waiting += 1
+            while self._busy:
+                self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._waiting -= 1
+                self._busy = False
+                self._cond.notify_all()
+
+    @contextmanager
+    def training_step(self):
+        with self._cond:
+            while self._busy or self._waiting:
+                self._cond.wait()
+            self._busy = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._busy = False
+                self._cond.notify_all()
+
+
+@dataclass
+class TrainJob:
+    """A training request and its live state (read by the UI while the worker writes it)."""
+
+    id: int
+    name: str
+    owner: str
+    run: Callable[["TrainJob"], Path]
+    steps: int
+    status: str = QUEUED
+    step: int = 0
+    losses: dict = field(default_factory=dict)
+    eta_s: float | None = None
+    preview: np.ndarray | None = None
+    message: str = ""
+    result: Path | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def done(self) -> bool:
+        return self.status in (DONE, FAILED, CANCELLED)
+
+    @property
+    def wall_s(self) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished or time.time()) - self.started
+
+    def update(self, info: dict) -> None:
+        """Callback for :func:`lenerf.editing.train_edit`."""
+        self.step = int(info["step"])
+        self.eta_s = float(info.get("eta_s", 0.0))
+        self.losses = {k: float(v) for k, v in info.items()
+                       if k not in ("step", "steps", "eta_s", "elapsed_s", "preview") and np.isscalar(v)}
+        if info.get("preview") is not None:
+            self.preview = info["preview"]
+
+
+class TrainingQueue:
+    """FIFO of :class:`TrainJob` run one at a time by a daemon worker thread.
+
+    ``max_pending`` bounds queued + running jobs (across users); one unfinished job per owner."""
+
+    def __init__(self, max_pending: int = 4):
+        self.max_pending = max_pending
+        self._jobs: dict[int, TrainJob] = {}
+        self._queue: deque[TrainJob] = deque()
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker = threading.Thread(target=self._loop, name="lenerf-train-worker", daemon=True)
+        self._worker.start()
+
+    def submit(self, name: str, owner: str, steps: int, run: Callable[[TrainJob], Path]) -> TrainJob:
+        with self._lock:
+            pending = [j for j in self._jobs.values() if not j.done]
+            if any(j.owner == owner for j in pending):
+                raise InputError("you already have a training job queued or running; wait for it or cancel it")
+            if len(pending) >= self.max_pending:
+                raise InputError(f"the training queue is full ({self.max_pending} jobs); try again later")
+            job = TrainJob(next(self._ids), name, owner, run, steps)
+            self._jobs[job.id] = job
+            self._queue.append(job)
+        self._wake.set()
+        return job
+
+    def get(self, job_id: int) -> TrainJob:
+        if job_id not in self._jobs:
+            raise InputError(f"no training job {job_id}")
+        return self._jobs[job_id]
+
+    def position(self, job: TrainJob) -> int:
+        """0 = running or finished, k = k-th in line."""
+        with self._lock:
+            return next((k + 1 for k, j in enumerate(self._queue) if j is job), 0)
+
+    def cancel(self, job_id: int) -> TrainJob:
+        job = self.get(job_id)
+        job.cancel_event.set()
+        with self._lock:
+            if job in self._queue:  # not started yet: drop it now
+                self._queue.remove(job)
+                job.status, job.finished, job.message = CANCELLED, time.time(), "cancelled before it started"
+        return job
+
+    def wait(self, job_id: int, timeout: float | None = None) -> TrainJob:
+        job, t0 = self.get(job_id), time.time()
+        while not job.done and (timeout is None or time.time() - t0 < timeout):
+            time.sleep(0.05)
+        return job
+
+    def _loop(self) -> None:
+        while True:
+            self._wake.wait()
+            with self._lock:
+                job = self._queue.popleft() if self._queue else None
+                if job is None:
+                    self._wake.clear()
+                    continue
+                job.status, job.started = RUNNING, time.time()
+            try:
+                job.result = job.run(job)
+                job.status, job.message = DONE, f"finished in {job.wall_s:.0f} s"
+            except KeyboardInterrupt:
+                job.status, job.message = CANCELLED, f"cancelled at step {job.step} (checkpoint kept)"
+            except LENeRFError as e:
+                job.status, job.message = FAILED, str(e)
+            except Exception as e:  # a bug: keep the worker alive, log the traceback, show a short message
+                log.error("training job %s failed:\n%s", job.id, traceback.format_exc())
+                job.status, job.message = FAILED, f"internal error ({type(e).__name__}: {e}); see the server log"
+            job.finished = time.time()

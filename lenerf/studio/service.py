@@ -1,0 +1,350 @@
+"""The engine behind the app: generators, the edit catalogue, previews, turntables and training jobs.
+
+Everything here is plain Python over the ``lenerf`` API (no Gradio), so it is tested and benchmarked directly
+and ``app.py`` only lays out widgets. Every user input is validated here; errors are :class:`LENeRFError`
+subclasses with messages meant for the user.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..editing import EditConfig, LocalEditor, load_edit, push_edit_to_hub, train_edit
+from ..editing.package import strength_ok
+from ..errors import InputError, LENeRFError
+from ..generator import Generator, Preset
+from ..hub import ROOT, cache_dir, load_generator, load_registry, probe_generator
+from ..media import write_video
+from ..pipeline import EditView, latent_from_seed, render_edit, render_edit_turntable
+from .jobs import ComputeGate, TrainingQueue, TrainJob
+
+log = logging.getLogger(__name__)
+
+SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
+#: turntables of the synthetic world: raw 128^2 renders with 16 + 16 samples per ray (30 dB against 48 + 48)
+TURNTABLE_PRESET = Preset("turntable", neural_rendering_resolution=128, depth_resolution=16,
+                          depth_resolution_importance=16, superresolution=False, output_resolution=128)
+#: settings the UI uses for a new edit of the synthetic world (those of the shipped recipes)
+SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 1e-3,
+                      "relevance_quantile": 0.9, "relevance_binarize": True, "balanced_mask_loss": True,
+                      "mask_prompt_select": "best"}
+EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_prompt_chars: int = 200
+    max_prompt_tokens: int = 75  # CLIP's context is 77 tokens including start/end
+    max_steps: int = 2000
+    max_edits: int = 4
+    min_frames: int = 8
+    max_frames: int = 96
+    max_pending_jobs: int = 4
+
+
+@lru_cache(maxsize=1)
+def _bpe():
+    from open_clip.tokenizer import SimpleTokenizer
+    return SimpleTokenizer()
+
+
+def check_prompt(text, what: str, limits: Limits = Limits()) -> str:
+    """Strip and validate a text prompt (non-empty, printable, not longer than CLIP's context)."""
+    if not isinstance(text, str):
+        raise InputError(f"{what} must be text")
+    text = " ".join(text.split())
+    if not text:
+        raise InputError(f"{what} is empty: type what to edit, e.g. 'eyes' and 'blue eyes'")
+    if len(text) > limits.max_prompt_chars:
+        raise InputError(f"{what} is too long ({len(text)} characters, at most {limits.max_prompt_chars})")
+    if any(not ch.isprintable() for ch in text):
+        raise InputError(f"{what} contains control characters")
+    n = len(_bpe().encode(text))
+    if n > limits.max_prompt_tokens:
+        raise InputError(f"{what} is too long for CLIP ({n} tokens, at most {limits.max_prompt_tokens})")
+    return text
+
+
+def check_seed(seed) -> int:
+    try:
+        f = float(seed)
+    except (TypeError, ValueError):
+        raise InputError(f"seed must be a whole number, got {seed!r}") from None
+    if not f.is_integer():
+        raise InputError(f"seed must be a whole number, got {seed!r}")
+    s = int(f)
+    if not 0 <= s < 2 ** 32:
+        raise InputError(f"seed must be between 0 and {2 ** 32 - 1}, got {s}")
+    return s
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "edit"
+
+
+class Studio:
+    """State of one app process: loaded generators, edits, the device gate and the training queue.
+
+    ``work_dir`` holds edits trained from the app (``edits/``) and rendered videos (``media/``); default
+    ``$LENERF_STUDIO_DIR`` or ``~/.cache/lenerf/studio`` (``/data/lenerf-studio`` on a Space with persistent
+    storage)."""
+
+    def __init__(self, device: str | None = None, work_dir: str | os.PathLike | None = None,
+                 edit_dirs: list[Path] | None = None, limits: Limits = Limits()):
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if work_dir is None:
+            work_dir = os.environ.get("LENERF_STUDIO_DIR") or (
+                "/data/lenerf-studio" if os.path.isdir("/data") and os.access("/data", os.W_OK)
+                else cache_dir() / "studio")
+        self.work_dir = Path(work_dir)
+        self.user_edits = self.work_dir / "edits"
+        self.media_dir = self.work_dir / "media"
+        for d in (self.user_edits, self.media_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        self.edit_dirs = [*(edit_dirs if edit_dirs is not None else [SHIPPED_EDITS]), self.user_edits]
+        self.limits = limits
+        self.gate = ComputeGate()
+        self.queue = TrainingQueue(limits.max_pending_jobs)
+        self._generators: dict[str, Generator] = {}
+        self._edits: dict[Path, tuple] = {}
+        self._clips: dict[tuple, object] = {}
+        self._lock = threading.RLock()
+
+    # -- generators -----------------------------------------------------------------------------------------
+    def generator_choices(self) -> list[str]:
+        return sorted(load_registry())
+
+    def choose_default(self, preferred: str = "ffhq", fallback: str = "synthetic") -> tuple[str, str]:
+        """-> (generator id to show first, notice for the user or ""). Falls back to the offline synthetic world
+        when ``preferred`` cannot be loaded, and says why and how to get it."""
+        if preferred == fallback:
+            return fallback, ""
+        ok, why = probe_generator(preferred)
+        if ok:
+            try:
+                self.generator(preferred)
+                return preferred, ""
+            except LENeRFError as e:
+                why = str(e).splitlines()[0]
+        entry = load_registry().get(preferred, {})
+        how = (f"`huggingface-cli download {entry['repo_id']} {entry['filename']}` on a machine with network "
+               f"(then `HF_HUB_OFFLINE=1`), or pass a local copy: `python app.py --generator PATH.pkl`"
+               if "repo_id" in entry else "pass a local checkpoint with `python app.py --generator PATH`")
+        return fallback, (f"Showing the offline **synthetic heads** world because EG3D `{preferred}` is not "
+                          f"available: {why}. To use it: {how}.")
+
+    def generator(self, spec: str) -> Generator:
+        spec = str(spec).strip()
+        if not spec:
+            raise InputError("choose a generator")
+        with self._lock:
+            if spec not in self._generators:
+                t = time.time()
+                self._generators[spec] = load_generator(spec, device=self.device)
+                log.info("loaded generator %s in %.1f s", spec, time.time() - t)
+            return self._generators[spec]
+
+    def _clip(self, name: str, pretrained: str | None):
+        from ..clip import load_clip
+        with self._lock:
+            key = (name, pretrained)
+            if key not in self._clips:
+                self._clips[key] = load_clip(name, pretrained, device=self.device)
+            return self._clips[key]
+
+    # -- edits ----------------------------------------------------------------------------------------------
+    def _edit_folders(self) -> dict[str, Path]:
+        found: dict[str, Path] = {}
+        for d in self.edit_dirs:
+            for f in sorted(Path(d).glob("*/edit.json")) if Path(d).is_dir() else []:
+                if (f.parent / "modules.safetensors").is_file():
+                    found.setdefault(f.parent.name, f.parent)
+        return found
+
+    def available_edits(self, spec: str) -> list[str]:
+        """Names of the trained edits for generator ``spec`` (shipped ones first, then those trained here)."""
+        out = []
+        for name, folder in self._edit_folders().items():
+            try:
+                gen = json.loads((folder / "edit.json").read_text()).get("generator")
+            except (OSError, ValueError):
+                continue
+            if gen == spec:
+                out.append(name)
+        return out
+
+    def edit_info(self, name: str) -> dict:
+        folder = self._edit_folders().get(name)
+        if folder is None:
+            raise InputError(f"unknown edit '{name}'")
+        return json.loads((folder / "edit.json").read_text())
+
+    def editor(self, spec: str, names: list[str] | None) -> LocalEditor:
+        names = [n for n in (names or []) if n]
+        if len(names) > self.limits.max_edits:
+            raise InputError(f"at most {self.limits.max_edits} edits at once, got {len(names)}")
+        G = self.generator(spec)
+        folders, edits = self._edit_folders(), []
+        for n in names:
+            if n not in folders:
+                raise InputError(f"unknown edit '{n}' (available: {', '.join(self.available_edits(spec)) or 'none'})")
+            folder = folders[n]
+            with self._lock:
+                stamp = (folder / "modules.safetensors").stat().st_mtime
+                if self._edits.get(folder, (None, None))[0] != stamp:
+                    self._edits[folder] = (stamp, load_edit(folder, device=self.device))
+                edit, info = self._edits[folder][1]
+            if info.get("generator") != spec:
+                raise InputError(f"edit '{n}' was trained for generator '{info.get('generator')}', not '{spec}'")
+            edits.append(edit)
+        return LocalEditor(G, edits)
+
+    # -- rendering ------------------------------------------------------------------------------------------
+    def latent(self, spec: str, seed, truncation: float) -> torch.Tensor:
+        G = self.generator(spec)
+        return latent_from_seed(G, check_seed(seed), float(truncation), device=self.device)
+
+    def _strengths(self, editor: LocalEditor, strength: float | None) -> list[float] | None:
+        return None if strength is None else [strength_ok(strength)] * len(editor.edits)
+
+    def preview(self, spec: str, seed, truncation: float = 0.7, yaw: float = 0.0, pitch: float = 0.0,
+                edits: list[str] | None = None, strength: float | None = None,
+                preset: str | Preset = "preview") -> EditView:
+        """Source, edited and mask-overlay images for one camera (edited = source when no edit is picked)."""
+        if not (-0.8 <= float(yaw) <= 0.8 and -0.5 <= float(pitch) <= 0.5):
+            raise InputError("yaw must be within +-0.8 rad and pitch within +-0.5 rad")
+        editor = self.editor(spec, edits)
+        ws = self.latent(spec, seed, truncation)
+        with self.gate.interactive():
+            return render_edit(editor, ws, float(yaw), float(pitch), preset=preset,
+                               strengths=self._strengths(editor, strength))
+
+    def turntable(self, spec: str, seed, truncation: float = 0.7, edits: list[str] | None = None,
+                  strength: float | None = None, frames: int = 48, preset: str | Preset | None = None,
+                  fps: int = 24, progress: Callable[[int, int], None] | None = None) -> tuple[Path, Path]:
+        """-> (video of source | edited | mask overlay, video of the 3D mask overlay alone). Default quality:
+        :data:`TURNTABLE_PRESET` for the synthetic world; for EG3D the checkpoint's own on a GPU, else 'preview'."""
+        if preset is None:
+            preset = TURNTABLE_PRESET if spec == "synthetic" else ("full" if self.device.startswith("cuda")
+                                                                   else "preview")
+        frames = int(frames)
+        if not self.limits.min_frames <= frames <= self.limits.max_frames:
+            raise InputError(f"frames must be between {self.limits.min_frames} and {self.limits.max_frames}")
+        editor = self.editor(spec, edits)
+        ws = self.latent(spec, seed, truncation)
+        views = render_edit_turntable(editor, ws, frames, preset=preset, strengths=self._strengths(editor, strength),
+                                      progress=progress, guard=self.gate.interactive)
+        out = Path(tempfile.mkdtemp(prefix="turntable_", dir=self.media_dir))
+        strip = write_video([v.strip() for v in views], out / "turntable.mp4", fps=fps)
+        mask = write_video([v.overlay for v in views], out / "mask_turntable.mp4", fps=fps)
+        return strip, mask
+
+    # -- training -------------------------------------------------------------------------------------------
+    def recipes(self, spec: str) -> dict[str, Path]:
+        """Shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``."""
+        out = {}
+        for f in sorted(SHIPPED_EDITS.glob("*.json")):
+            try:
+                if json.loads(f.read_text()).get("generator") == spec:
+                    out[f.stem] = f
+            except (OSError, ValueError):
+                continue
+        return out
+
+    def make_config(self, spec: str, mask_prompt: str, edit_prompt: str, recipe: str | None = None,
+                    steps: int | None = None, strength: float | None = None, texture_only: bool | None = None,
+                    deformation: bool | None = None) -> EditConfig:
+        mask_prompt = check_prompt(mask_prompt, "the mask prompt (where to edit)", self.limits)
+        edit_prompt = check_prompt(edit_prompt, "the edit prompt (what to do)", self.limits)
+        over = {"mask_prompt": mask_prompt, "edit_prompt": edit_prompt, "generator": spec}
+        if steps is not None:
+            steps = int(steps)
+            if not 1 <= steps <= self.limits.max_steps:
+                raise InputError(f"steps must be between 1 and {self.limits.max_steps}, got {steps}")
+            over["steps"] = steps
+        if strength is not None:
+            over["strength"] = strength_ok(strength)
+        if texture_only is not None:
+            over["texture_only"] = bool(texture_only)
+        if deformation is not None:
+            over["deformation"] = bool(deformation)
+        if recipe:
+            recipes = self.recipes(spec)
+            if recipe not in recipes:
+                raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
+            base = json.loads(recipes[recipe].read_text())
+            if (base["mask_prompt"], base["edit_prompt"]) != (mask_prompt, edit_prompt):
+                base.pop("eval", None)  # the recipe's ground-truth target no longer applies
+            return EditConfig(**{**base, **over}).validate(self.limits.max_steps)
+        defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
+        return EditConfig(**{**defaults, **over}).validate(self.limits.max_steps)
+
+    def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
+                        recipe: str | None = None, **overrides) -> TrainJob:
+        """Validate and queue a training job; the finished edit appears in :meth:`available_edits`."""
+        cfg = self.make_config(spec, mask_prompt, edit_prompt, recipe, **overrides)
+        self.generator(spec)  # fail now (not in the worker) when the generator cannot be loaded
+        name = f"{_slug(cfg.edit_prompt)}_{time.strftime('%Y%m%d_%H%M%S')}"
+        final = self.user_edits / name
+        staging = self.work_dir / "training" / name
+
+        def run(job: TrainJob) -> Path:
+            G = self.generator(spec)
+            clip = self._clip(cfg.clip, cfg.clip_pretrained)
+            train_edit(G, cfg, staging, clip=clip, progress=False, callback=job.update,
+                       should_stop=job.cancel_event.is_set, step_guard=self.gate.training_step)
+            shutil.copytree(staging, final, ignore=shutil.ignore_patterns("train_state.*"))
+            return final  # the staging folder (with its resumable checkpoint) is kept until cleaned up
+
+        return self.queue.submit(name, owner, cfg.steps, run)
+
+    def export_zip(self, name: str) -> Path:
+        """Zip of an edit package (edit.json, modules.safetensors, previews) for download."""
+        folder = self._edit_folders().get(name)
+        if folder is None:
+            raise InputError(f"unknown edit '{name}'")
+        out = Path(tempfile.mkdtemp(prefix="export_", dir=self.media_dir)) / name
+        return Path(shutil.make_archive(str(out), "zip", root_dir=folder.parent, base_dir=folder.name))
+
+    def push(self, name: str, repo_id: str, token: str | None = None) -> str:
+        token = token or os.environ.get("HF_TOKEN")
+        if not token:
+            raise InputError("pushing to the Hub needs a token: set HF_TOKEN for the app (a Space secret)")
+        repo_id = (repo_id or "").strip()
+        if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+            raise InputError(f"'{repo_id}' is not a Hub repo id (owner/name)")
+        folder = self._edit_folders().get(name)
+        if folder is None:
+            raise InputError(f"unknown edit '{name}'")
+        try:
+            return push_edit_to_hub(folder, repo_id, token=token)
+        except Exception as e:
+            raise LENeRFError(f"upload to {repo_id} failed: {type(e).__name__}: {e}") from None
+
+
+def describe_job(job: TrainJob, position: int = 0) -> str:
+    """A one-paragraph Markdown status of a training job for the UI."""
+    if job.status == "queued":
+        return f"**Queued** ({position} in line): '{job.name}'"
+    pct = 100 * job.step / max(1, job.steps)
+    losses = ", ".join(f"{k} {v:.3f}" for k, v in job.losses.items() if k in ("clip", "afn_mask", "coverage"))
+    head = {"running": "Training", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}[job.status]
+    eta = f", ETA {job.eta_s:.0f} s" if job.status == "running" and job.eta_s is not None else ""
+    msg = f" - {job.message}" if job.message else ""
+    return f"**{head}** '{job.name}': step {job.step}/{job.steps} ({pct:.0f}%){eta}. {losses}{msg}"
+
+
+__all__ = ["Limits", "Studio", "check_prompt", "check_seed", "describe_job"]

@@ -1,0 +1,102 @@
+"""End to end: ``python app.py`` on a local port, driven by gradio_client and by a real (headless) browser."""
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+gradio_client = pytest.importorskip("gradio_client")
+
+
+@pytest.fixture(scope="module")
+def client(app_server):
+    return gradio_client.Client(app_server, verbose=False)
+
+
+def _img(path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_generate_edit_turntable_and_errors(client):
+    # generate (no edit): source == edited
+    src, edt, msk, info = client.predict("synthetic", 5, 0.7, 0.0, 0.0, [], 1.0, api_name="/preview")
+    assert "no edit" in info and _img(src).shape == (256, 256, 3)
+    assert np.array_equal(_img(src), _img(edt))
+    # apply a shipped edit
+    src, edt, msk, info = client.predict("synthetic", 5, 0.7, 0.2, 0.0, ["eyes_blue"], 1.0, api_name="/preview")
+    assert "1 edit(s)" in info
+    diff = np.abs(_img(edt).astype(int) - _img(src).astype(int)).max(-1)
+    assert (diff > 8).mean() > 0.001 and not np.array_equal(_img(msk), _img(src))
+    # turntable with progress, two videos
+    video, mask_video, info = client.predict("synthetic", 5, 0.7, ["eyes_blue"], 1.0, 8, api_name="/turntable")
+    v = video["video"] if isinstance(video, dict) else video
+    assert Path(v).is_file() and Path(v).stat().st_size > 1000 and "8 frames" in info
+    # clear messages, never a traceback
+    for args, msg in [(("synthetic", 5, 0.7, 0.0, 0.0, ["no_such_edit"], 1.0), "unknown edit|not in the list of choices"),
+                      (("synthetic", -3, 0.7, 0.0, 0.0, [], 1.0), "seed|less than minimum"),
+                      (("nowhere", 5, 0.7, 0.0, 0.0, [], 1.0), "unknown generator")]:
+        with pytest.raises(Exception, match=msg) as e:
+            client.predict(*args, api_name="/preview")
+        assert "Traceback" not in str(e.value)
+
+
+def test_train_in_background_then_use_the_edit(client):
+    with pytest.raises(Exception, match="empty"):
+        client.predict("synthetic", "(new edit)", "", "blue eyes", 2, 1.0, True, False, api_name="/train")
+    with pytest.raises(Exception, match="steps|greater than maximum"):
+        client.predict("synthetic", "(new edit)", "eyes", "blue eyes", 99999, 1.0, True, False, api_name="/train")
+    job = client.submit("synthetic", "(new edit)", "eyes", "a face with green eyes", 2, 1.0, True, False,
+                        api_name="/train")
+    status, preview, edits, trained = job.result(timeout=600)  # (the job id is session state)
+    assert status.startswith("**Done**"), status
+    name = trained["value"] if isinstance(trained, dict) else trained
+    assert name.startswith("a_face_with_green_eyes")
+    # the edit is usable and downloadable at once
+    _, edt, _, info = client.predict("synthetic", 1, 0.7, 0.0, 0.0, [name], 1.0, api_name="/preview")
+    assert "1 edit(s)" in info
+    z = client.predict(name, api_name="/download")
+    assert str(z).endswith(".zip") and Path(z).stat().st_size > 1000
+    assert client.predict(api_name="/cancel").startswith("**Done**")  # cancelling a finished job changes nothing
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (.ci/run installs it)")
+def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
+    sync_api = pytest.importorskip("playwright.sync_api")
+    out = Path(os.environ.get("LENERF_SCREENSHOTS", tmp_path))
+    out.mkdir(parents=True, exist_ok=True)
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync"]
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args, headless=True)
+        page = browser.new_page(viewport={"width": 1500, "height": 1100})
+        page.goto(app_server, wait_until="domcontentloaded")
+        page.get_by_text("synthetic heads", exact=False).first.wait_for(timeout=60_000)  # the fallback notice
+        page.locator("#seed input").fill("7")
+        page.locator("#edit-picker input").click()
+        page.get_by_role("option", name="eyes_blue").click()
+        page.keyboard.press("Escape")
+        page.locator("#render-btn").click()
+        page.locator("#render-info").get_by_text("1 edit(s)").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        shot = page.screenshot(path=str(out / "edit_tab.png"), full_page=True)
+        assert len(shot) > 20_000
+        # train tab: start a recipe, watch it run, cancel it
+        page.get_by_role("tab", name="Train").click()
+        page.locator("#recipe input").click()
+        page.get_by_role("option", name="hair_red").click()
+        page.get_by_text("Where to edit").first.wait_for(timeout=10_000)
+        page.wait_for_timeout(500)
+        page.locator("#train-btn").click()
+        page.locator("#job-status").get_by_text("Training").wait_for(timeout=120_000)
+        page.locator("#job-status").get_by_text("step 3/").wait_for(timeout=120_000)
+        page.screenshot(path=str(out / "train_tab.png"), full_page=True)
+        page.locator("#cancel-btn").click()
+        page.locator("#job-status").get_by_text("Cancelled").wait_for(timeout=60_000)
+        browser.close()
+    img = np.asarray(Image.open(out / "edit_tab.png").convert("RGB"))
+    assert img.std() > 10  # not a blank page

@@ -1,0 +1,196 @@
+"""The app's engine without a UI: input validation, the edit catalogue, previews, the device gate and the queue."""
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lenerf.errors import InputError
+from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed
+from lenerf.studio.jobs import CANCELLED, DONE, FAILED
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    return Studio(device="cpu", work_dir=tmp_path_factory.mktemp("studio"))
+
+
+def test_prompt_and_seed_validation():
+    assert check_prompt("  blue   eyes ", "p") == "blue eyes"
+    for bad, msg in [("", "empty"), ("   ", "empty"), ("x" * 201, "too long"), ("eyes\x00", "control"),
+                     (None, "must be text"), (" ".join(["a"] * 80), "tokens")]:
+        with pytest.raises(InputError, match=msg):
+            check_prompt(bad, "p")
+    assert check_seed(7) == 7 and check_seed(7.0) == 7 and check_seed("12") == 12
+    for bad in (-1, 2 ** 32, 1.5, "abc", None):
+        with pytest.raises(InputError):
+            check_seed(bad)
+
+
+def test_default_falls_back_to_synthetic_with_notice(studio, monkeypatch, tmp_path):
+    import huggingface_hub.constants as hc
+    monkeypatch.setattr(hc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("LENERF_CACHE", str(tmp_path))
+    gid, notice = studio.choose_default("ffhq")
+    assert gid == "synthetic"
+    assert "synthetic" in notice and "HF_HUB_OFFLINE" in notice and "huggingface-cli download" in notice
+    assert studio.choose_default("synthetic") == ("synthetic", "")
+
+
+def test_catalogue_and_unknown_edits(studio):
+    names = studio.available_edits("synthetic")
+    assert "eyes_blue" in names
+    assert studio.available_edits("ffhq") == []  # shipped edits are for the synthetic world only
+    with pytest.raises(InputError, match="unknown edit 'nope'"):
+        studio.preview("synthetic", 0, edits=["nope"])
+    with pytest.raises(InputError, match="at most"):
+        studio.editor("synthetic", ["eyes_blue"] * 5)
+    with pytest.raises(InputError, match="strength"):
+        studio.preview("synthetic", 0, edits=["eyes_blue"], strength=9)
+    with pytest.raises(InputError, match="yaw"):
+        studio.preview("synthetic", 0, yaw=2.0)
+    with pytest.raises(InputError, match="frames"):
+        studio.turntable("synthetic", 0, frames=1000)
+
+
+def test_preview_edit_changes_only_with_strength(studio):
+    plain = studio.preview("synthetic", 3)
+    assert plain.source.shape == (256, 256, 3) and plain.source.dtype == np.uint8
+    assert np.array_equal(plain.source, plain.edited) and plain.mask.max() == 0
+    v = studio.preview("synthetic", 3, edits=["eyes_blue"])
+    assert np.array_equal(v.source, plain.source)
+    changed = np.abs(v.edited.astype(int) - v.source.astype(int)).max(-1) > 8
+    assert changed.mean() > 0.001  # the eyes changed ...
+    assert 0.0 < v.mask.max() <= 1.0 and v.mask.shape == (64, 64)
+    zero = studio.preview("synthetic", 3, edits=["eyes_blue"], strength=0.0)
+    assert np.abs(zero.edited.astype(int) - zero.source.astype(int)).max() <= 1  # ... and not at strength 0
+
+
+def test_turntable_videos(studio):
+    done = []
+    strip, mask = studio.turntable("synthetic", 1, edits=["eyes_blue"], frames=8,
+                                   progress=lambda k, n: done.append((k, n)))
+    import imageio.v3 as iio
+    assert strip.is_file() and mask.is_file()
+    frames = iio.imread(strip) if strip.suffix != ".mp4" else np.stack(list(iio.imiter(strip)))
+    assert frames.shape[0] == 8 and frames.shape[2] == 3 * frames.shape[1]  # source | edited | mask
+    assert done[-1] == (8, 8)
+
+
+def test_config_from_recipe_and_limits(studio):
+    cfg = studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red", steps=7)
+    assert cfg.steps == 7 and cfg.source_prompts[0] == "a face with black hair" and cfg.eval["target"]
+    cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
+    assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
+    with pytest.raises(InputError, match="steps"):
+        studio.make_config("synthetic", "eyes", "blue eyes", steps=10 ** 6)
+    with pytest.raises(InputError, match="recipe"):
+        studio.make_config("synthetic", "eyes", "blue eyes", recipe="nope")
+    with pytest.raises(InputError, match="mask prompt"):
+        studio.make_config("synthetic", "", "blue eyes")
+
+
+def test_gate_lets_interactive_requests_in_between_training_steps():
+    gate, stop, steps = ComputeGate(), threading.Event(), []
+
+    def trainer():
+        while not stop.is_set():
+            with gate.training_step():
+                steps.append(time.perf_counter())
+                time.sleep(0.05)
+
+    t = threading.Thread(target=trainer)
+    t.start()
+    time.sleep(0.1)
+    t0 = time.perf_counter()
+    with gate.interactive():
+        waited = time.perf_counter() - t0
+        n = len(steps)
+        time.sleep(0.2)
+        assert len(steps) == n  # no training step runs while the request holds the device
+    stop.set()
+    t.join()
+    assert waited < 0.2  # at most about one step
+
+
+def test_queue_one_job_at_a_time_cancel_and_failures():
+    q = TrainingQueue(max_pending=2)
+    gate = threading.Event()
+    order = []
+
+    def slow(job):
+        order.append(job.id)
+        while not gate.is_set():
+            if job.cancel_event.is_set():
+                raise KeyboardInterrupt
+            time.sleep(0.01)
+        return None
+
+    a = q.submit("a", "alice", 10, slow)
+    with pytest.raises(InputError, match="already have"):
+        q.submit("a2", "alice", 10, slow)
+    b = q.submit("b", "bob", 10, slow)
+    with pytest.raises(InputError, match="full"):
+        q.submit("c", "carol", 10, slow)
+    time.sleep(0.1)
+    assert a.status == "running" and b.status == "queued" and q.position(b) == 1
+    q.cancel(b.id)
+    assert b.status == CANCELLED
+    q.cancel(a.id)
+    assert q.wait(a.id, 5).status == CANCELLED and order == [a.id]
+
+    def boom(job):
+        raise RuntimeError("bug")
+    c = q.submit("c", "carol", 1, boom)
+    assert q.wait(c.id, 5).status == FAILED and "RuntimeError" in c.message
+    gate.set()
+    d = q.submit("d", "dave", 1, slow)  # the worker survived the failure
+    assert q.wait(d.id, 5).status == DONE
+
+
+def test_train_small_job_appears_in_catalogue(studio):
+    job = studio.submit_training("synthetic", "eyes", "a face with blue eyes", owner="t", steps=2)
+    job = studio.queue.wait(job.id, 300)
+    assert job.status == DONE, job.message
+    assert job.step == 2 and "clip" in job.losses and job.preview is not None
+    assert job.result.name in studio.available_edits("synthetic")
+    info = studio.edit_info(job.result.name)
+    assert info["mask_prompt"] == "eyes" and info["steps"] == 2
+    v = studio.preview("synthetic", 0, edits=[job.result.name])
+    assert v.edited.shape == (256, 256, 3)
+    z = studio.export_zip(job.result.name)
+    import zipfile
+    names = zipfile.ZipFile(z).namelist()
+    assert any(n.endswith("edit.json") for n in names) and any(n.endswith("modules.safetensors") for n in names)
+    with pytest.raises(InputError, match="HF_TOKEN"):
+        studio.push(job.result.name, "me/edit", token="")
+
+
+def test_limits_are_configurable(tmp_path):
+    s = Studio(device="cpu", work_dir=tmp_path, limits=Limits(max_steps=5))
+    with pytest.raises(InputError, match="between 1 and 5"):
+        s.make_config("synthetic", "eyes", "blue eyes", steps=6)
+
+
+def test_fast_edit_path_matches_the_plain_path(studio):
+    import torch
+    ed = studio.editor("synthetic", ["eyes_blue", "hair_red"][:1 + ("hair_red" in studio.available_edits("synthetic"))])
+    ws = studio.latent("synthetic", 3, 1.0)
+    c = ed.G.camera(0.2, 0.1)
+    with torch.no_grad():
+        a = ed.render(ws, c, generator=torch.Generator().manual_seed(0), fast=True)
+        b = ed.render(ws, c, generator=torch.Generator().manual_seed(0), fast=False)
+    assert torch.equal(a.source, b.source)
+    assert (a.edited - b.edited).abs().max() < 2e-3  # only samples with ray weight <= 1e-4 / mask <= 1e-3 differ
+    assert (a.mask - b.mask).abs().max() < 1e-3
+
+
+def test_fc_stack_inference_equals_the_layers():
+    import torch
+    from lenerf.eg3d.layers import FullyConnectedLayer, fc_stack_inference
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(FullyConnectedLayer(7, 16, activation="lrelu", lr_multiplier=0.5, bias_init=0.3),
+                              FullyConnectedLayer(16, 16, activation="lrelu"), FullyConnectedLayer(16, 2))
+    x = torch.randn(5, 9, 7)
+    with torch.no_grad():
+        assert torch.allclose(fc_stack_inference(net, x), net(x), atol=1e-5, rtol=1e-5)
