@@ -18,6 +18,7 @@ from lenerf.errors import LENeRFError
 from lenerf.studio import Studio, describe_job
 
 log = logging.getLogger("lenerf.app")
+ROOT = os.path.dirname(os.path.abspath(__file__))
 
 try:  # ZeroGPU on Hugging Face Spaces: borrow a GPU per request; a no-op everywhere else
     import spaces
@@ -67,7 +68,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         edits = S.available_edits(spec)
         recipes = [CUSTOM, *S.recipes(spec)]
         return (gr.update(choices=edits, value=[]), gr.update(choices=recipes, value=CUSTOM),
-                gr.update(choices=edits, value=edits[0] if edits else None), float(G.default_truncation), "")
+                gr.update(choices=edits, value=edits[0] if edits else None), float(G.default_truncation),
+                gr.update(choices=edits, value=[]), "")
 
     @_ui_errors
     @gpu(duration=60)
@@ -84,6 +86,30 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         strip, mask = S.turntable(spec, seed, truncation, edits, strength, frames,
                                   progress=lambda k, n: progress((k, n), desc="rendering turntable", unit="frames"))
         return str(strip), str(mask), f"{int(frames)} frames in {time.perf_counter() - t:.1f} s"
+
+    @_ui_errors
+    def invert_photo(spec, photo, kind, crop, steps, progress=gr.Progress()):
+        name, aligned, rec, notes = S.invert_photo(
+            spec, photo, kind, crop, steps,
+            progress=lambda k, n: progress((k, n), desc="inverting the photo", unit="steps"))
+        return name, aligned, rec, "\n".join(f"* {n}" for n in notes)
+
+    @_ui_errors
+    @gpu(duration=60)
+    def photo_preview(spec, inversion, yaw, pitch, edits, strength):
+        if not inversion:
+            raise gr.Error("Invert a photo first.")
+        v = S.preview(spec, 0, 1.0, yaw, pitch, edits, strength, inversion=inversion)
+        return v.source, v.edited, v.overlay
+
+    @_ui_errors
+    @gpu(duration=120)
+    def photo_turntable(spec, inversion, edits, strength, progress=gr.Progress()):
+        if not inversion:
+            raise gr.Error("Invert a photo first.")
+        strip, mask = S.turntable(spec, 0, 1.0, edits, strength, 48, inversion=inversion,
+                                  progress=lambda k, n: progress((k, n), desc="rendering turntable", unit="frames"))
+        return str(strip), str(mask)
 
     @_ui_errors
     def on_recipe(spec, recipe):
@@ -106,12 +132,12 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                                 texture_only=texture_only, deformation=deformation)
         while not job.done:
             progress((job.step, job.steps), desc=f"training '{job.name}'", unit="steps")
-            yield describe_job(job, S.queue.position(job)), job.preview, job.id, gr.update(), gr.update()
+            yield describe_job(job, S.queue.position(job)), job.preview, job.id, gr.update(), gr.update(), gr.update()
             time.sleep(0.5)
         edits = S.available_edits(spec)
         picked = job.result.name if job.result is not None else None
         yield (describe_job(job), job.preview, job.id, gr.update(choices=edits),
-               gr.update(choices=edits, value=picked or (edits[0] if edits else None)))
+               gr.update(choices=edits, value=picked or (edits[0] if edits else None)), gr.update(choices=edits))
 
     @_ui_errors
     def cancel(job_id):
@@ -140,7 +166,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
             spec = gr.Dropdown(choices=S.generator_choices(), value=default_generator, allow_custom_value=True,
                                label="Generator (registry id, converted folder, .pkl or Hub repo)", scale=3)
             status = gr.Markdown()
-        with gr.Tab("Edit", id="edit"):
+        with gr.Tab("Edit", id="edit") as edit_tab:
             with gr.Row():
                 with gr.Column(scale=1):
                     seed = gr.Number(value=0, precision=0, minimum=0, maximum=2 ** 32 - 1, label="Seed", elem_id="seed")
@@ -163,6 +189,45 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                     with gr.Row():
                         tt_video = gr.Video(label="Turntable: source | edited | mask", interactive=False)
                         mask_video = gr.Video(label="3D mask turntable", interactive=False)
+        with gr.Tab("Your photo", id="photo"):
+            gr.Markdown("Upload a portrait (or a cat with an AFHQ cats generator): the face is found and aligned, "
+                        "inverted into the generator (latent + camera), and can then be edited like a generated "
+                        "head. Inversion takes a minute or more on a CPU.")
+            with gr.Row():
+                with gr.Column(scale=1):
+                    photo = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard"],
+                                     elem_id="photo-input")
+                    kind = gr.Radio(["human", "cat"], value="human", label="Subject")
+                    crop = gr.Radio(["auto", "center", "none"], value="auto",
+                                    label="Crop (auto = detect and align; center = already a close-up)")
+                    inv_steps = gr.Slider(20, S.limits.max_inversion_steps, value=200, step=10,
+                                          label="Inversion steps")
+                    inv_btn = gr.Button("Invert", variant="primary", elem_id="invert-btn")
+                    inv_notes = gr.Markdown(elem_id="invert-notes")
+                    inversion = gr.State(None)
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        aligned_img = gr.Image(label="Aligned crop", type="numpy", interactive=False)
+                        recon_img = gr.Image(label="Reconstruction", type="numpy", interactive=False)
+                    with gr.Row():
+                        p_yaw = gr.Slider(-0.6, 0.6, value=0.0, step=0.05, label="Camera yaw (rad)")
+                        p_pitch = gr.Slider(-0.3, 0.3, value=0.0, step=0.05, label="Camera pitch (rad)")
+                    p_edits = gr.Dropdown(choices=S.available_edits(default_generator), value=[], multiselect=True,
+                                          label="Edits (applied in this order)")
+                    p_strength = gr.Slider(-1.0, 3.0, value=1.0, step=0.1, label="Edit strength")
+                    with gr.Row():
+                        p_render = gr.Button("Render edit", variant="primary")
+                        p_tt = gr.Button("Render turntable")
+                    with gr.Row():
+                        p_src = gr.Image(label="Source", type="numpy", interactive=False)
+                        p_edt = gr.Image(label="Edited", type="numpy", interactive=False)
+                        p_msk = gr.Image(label="3D attention mask", type="numpy", interactive=False)
+                    with gr.Row():
+                        p_video = gr.Video(label="Turntable: source | edited | mask", interactive=False)
+                        p_mask_video = gr.Video(label="3D mask turntable", interactive=False)
+            photo_examples = [[os.path.join(ROOT, "examples", "astronaut.png"), "human", "auto"],
+                              [os.path.join(ROOT, "examples", "chelsea_cat.png"), "cat", "center"]]
+            gr.Examples(photo_examples, [photo, kind, crop], label="Example photos (see examples/README.md)")
         with gr.Tab("Train", id="train"):
             gr.Markdown("Train a new edit: *where* (mask prompt) and *what* (edit prompt). Start from a shipped "
                         "recipe or type your own. Jobs run one at a time in the background; you may leave the page "
@@ -199,7 +264,15 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
 
         preview_in = [spec, seed, trunc, yaw, pitch, edits, strength]
         preview_out = [src_img, edt_img, msk_img, info]
-        spec.change(on_generator, [spec], [edits, recipe, trained, trunc, status], api_name="generator")
+        shipped = set(S.available_edits(default_generator))
+        examples = [[default_generator, sd, 1.0, yw, 0.0, ex, 1.0] for sd, yw, ex in
+                    [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (4, -0.3, ["lips_green"]),
+                     (2, 0.4, ["hair_long"])] if set(ex) <= shipped]
+        if examples:  # cached on a Space (on first use), computed on demand locally
+            with edit_tab:
+                gr.Examples(examples, preview_in, preview_out, fn=preview, label="Examples",
+                            cache_examples="lazy" if os.environ.get("SPACE_ID") else False)
+        spec.change(on_generator, [spec], [edits, recipe, trained, trunc, p_edits, status], api_name="generator")
         render_btn.click(preview, preview_in, preview_out, api_name="preview")
         for slider in (yaw, pitch, strength, trunc):
             slider.release(preview, preview_in, preview_out, api_visibility="undocumented")
@@ -208,11 +281,17 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                      api_name="turntable")
         recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps], api_name="recipe")
         train_btn.click(train, [spec, recipe, mask_prompt, edit_prompt, steps, t_strength, texture_only, deformation],
-                        [job_md, job_preview, job_id, edits, trained], api_name="train", concurrency_limit=None)
+                        [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train", concurrency_limit=None)
         cancel_btn.click(cancel, [job_id], [job_md], api_name="cancel", concurrency_limit=None)
         dl_btn.click(download, [trained], [dl_file], api_name="download")
+        inv_btn.click(invert_photo, [spec, photo, kind, crop, inv_steps], [inversion, aligned_img, recon_img, inv_notes],
+                      api_name="invert")
+        p_in = [spec, inversion, p_yaw, p_pitch, p_edits, p_strength]
+        p_render.click(photo_preview, p_in, [p_src, p_edt, p_msk], api_name="photo_preview")
+        p_tt.click(photo_turntable, [spec, inversion, p_edits, p_strength], [p_video, p_mask_video],
+                   api_name="photo_turntable")
         push_btn.click(push, [trained, repo], [push_md], api_name="push")
-        demo.load(on_generator, [spec], [edits, recipe, trained, trunc, status], api_visibility="undocumented").then(
+        demo.load(on_generator, [spec], [edits, recipe, trained, trunc, p_edits, status], api_visibility="undocumented").then(
             preview, preview_in, preview_out, api_visibility="undocumented")
     return demo
 

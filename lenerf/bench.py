@@ -138,3 +138,94 @@ def bench_synthetic(repeats: int = 5) -> dict:
     for name, r in rows.items():
         print(f"{name:<22} {r['ms_per_frame']:>8.1f} ms/frame")
     return result
+
+
+def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None, train_steps: int | None = None,
+              port: int | None = None) -> dict:
+    """Latency of the app as a user sees it: ``python app.py`` is started on a local port (synthetic world, a fresh
+    work folder) and driven over HTTP with gradio_client.
+
+    Measures: edit preview (source + edited + mask, shipped edit ``eyes_blue``) per seed; a ``frames``-frame
+    128x128 turntable; with ``train_recipe``, a training of that shipped recipe started from the Train tab (wall
+    time until the finished package is listed, compared with the CLI's ``train_time_s`` of the shipped edit) and
+    the preview latency while it runs."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import urllib.request
+    from pathlib import Path
+
+    from gradio_client import Client
+
+    root = Path(__file__).resolve().parents[1]
+    if port is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+    work = Path(tempfile.mkdtemp(prefix="lenerf_bench_app_"))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LENERF_STUDIO_DIR": str(work), "PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(work / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, str(root / "app.py"), "--generator", "synthetic"], cwd=root, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        t0 = time.perf_counter()
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 300:
+                    raise RuntimeError("the app did not start; see " + str(work / "server.log")) from None
+                time.sleep(0.25)
+        startup = time.perf_counter() - t0
+        client = Client(url, verbose=False)
+
+        def preview(seed):
+            t = time.perf_counter()
+            client.predict("synthetic", seed, 1.0, 0.2, 0.05, ["eyes_blue"], 1.0, api_name="/preview")
+            return time.perf_counter() - t
+
+        preview(0)  # warm-up (first request loads the edit)
+        lat = [preview(s) for s in range(1, seeds + 1)]
+        t = time.perf_counter()
+        client.predict("synthetic", 1, 1.0, ["eyes_blue"], 1.0, frames, api_name="/turntable")
+        tt = time.perf_counter() - t
+        result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+                  "torch": torch.__version__, "startup_s": round(startup, 1),
+                  "preview_s": {"median": round(statistics.median(lat), 3), "max": round(max(lat), 3),
+                                "runs": [round(x, 3) for x in lat]},
+                  f"turntable_{frames}_frames_128px_s": round(tt, 1)}
+        print(f"app startup {startup:.1f} s; edit preview median {statistics.median(lat):.3f} s "
+              f"(max {max(lat):.3f}); {frames}-frame 128x128 turntable {tt:.1f} s")
+        if train_recipe:
+            import json
+            cfg = json.loads((root / "checkpoints" / "edits" / f"{train_recipe}.json").read_text())
+            steps = train_steps or cfg["steps"]
+            t = time.perf_counter()
+            job = client.submit("synthetic", train_recipe, cfg["mask_prompt"], cfg["edit_prompt"], steps,
+                                cfg.get("strength", 1.0), cfg.get("texture_only", True), cfg.get("deformation", False),
+                                api_name="/train")
+            time.sleep(10)
+            during = [preview(s) for s in range(1, seeds + 1)]
+            status = job.result(timeout=7200)[0]
+            wall = time.perf_counter() - t
+            shipped = root / "checkpoints" / "edits" / train_recipe / "edit.json"
+            cli_s = json.loads(shipped.read_text()).get("train_time_s") if shipped.is_file() else None
+            result["training"] = {"recipe": train_recipe, "steps": steps, "status": status[:120],
+                                  "ui_wall_s": round(wall, 1), "cli_train_time_s_of_shipped_edit": cli_s,
+                                  "preview_during_training_s": {"median": round(statistics.median(during), 3),
+                                                                "max": round(max(during), 3)}}
+            print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_s} s); preview "
+                  f"while training: median {statistics.median(during):.3f} s, max {max(during):.3f} s")
+        return result
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

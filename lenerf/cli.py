@@ -59,8 +59,13 @@ def cmd_render(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench_render, bench_synthetic
-    if a.what == "synthetic":
+    from .bench import bench_app, bench_render, bench_synthetic
+    if a.what == "app":
+        result = bench_app(seeds=2 if a.quick else 5, frames=8 if a.quick else 48, train_recipe=a.train_recipe,
+                           train_steps=a.train_steps)
+        if a.json == "outputs/bench_render.json":
+            a.json = "outputs/bench_app.json"
+    elif a.what == "synthetic":
         result = bench_synthetic(repeats=1 if a.quick else max(a.repeats, 3))
         if a.json == "outputs/bench_render.json":
             a.json = "outputs/bench_synthetic.json"
@@ -117,20 +122,70 @@ def cmd_edit(a) -> int:
         from .editing.package import strength_ok
         for e in edits:
             e.strength = strength_ok(a.strength)
-    editor = LocalEditor(G, edits)
     out = Path(a.out)
-    for seed in a.seed:
-        ws = latent_from_seed(G, seed, a.truncation, device=dev)
-        v = render_edit(editor, ws, a.yaw, a.pitch, preset=a.preset)
-        save_png(v.source, out / f"seed{seed:04d}_before.png")
-        save_png(v.edited, out / f"seed{seed:04d}_after.png")
-        save_png(v.overlay, out / f"seed{seed:04d}_mask.png")
-        print(f"wrote {out}/seed{seed:04d}_before.png, _after.png, _mask.png")
+    if a.inversion:  # a photo inverted by `lenerf invert`: its ws, camera and (PTI) tuned generator
+        from .inversion import Inversion
+        inv = Inversion.load(a.inversion, device=dev)
+        G.check_ws(inv.ws)
+        jobs = [("photo", inv.ws, inv.generator(G), inv.yaw if a.yaw is None else a.yaw,
+                 inv.pitch if a.pitch is None else a.pitch)]
+    else:
+        jobs = [(f"seed{seed:04d}", latent_from_seed(G, seed, a.truncation, device=dev), G, a.yaw or 0.0,
+                 a.pitch or 0.0) for seed in a.seed]
+    for name, ws, Gk, yaw, pitch in jobs:
+        editor = LocalEditor(Gk, edits)
+        v = render_edit(editor, ws, yaw, pitch, preset=a.preset)
+        save_png(v.source, out / f"{name}_before.png")
+        save_png(v.edited, out / f"{name}_after.png")
+        save_png(v.overlay, out / f"{name}_mask.png")
+        print(f"wrote {out}/{name}_before.png, _after.png, _mask.png")
         if a.turntable:
-            with tqdm(total=a.frames, desc=f"turntable seed {seed}", unit="frame") as bar:
+            with tqdm(total=a.frames, desc=f"turntable {name}", unit="frame") as bar:
                 views = render_edit_turntable(editor, ws, a.frames, preset=a.preset,
                                               progress=lambda k, n: bar.update(1))
-            print(f"wrote {write_video([v.strip() for v in views], out / f'seed{seed:04d}_turntable.mp4', fps=a.fps)}")
+            print(f"wrote {write_video([v.strip() for v in views], out / f'{name}_turntable.mp4', fps=a.fps)}")
+    return 0
+
+
+def cmd_invert(a) -> int:
+    from tqdm import tqdm
+
+    from .hub import load_generator
+    from .inversion import InversionConfig, align_face, image_to_tensor, invert, load_perceptual, load_photo
+    from .media import save_png, to_uint8, write_video
+    from .pipeline import render_turntable
+    dev = _device(a.device)
+    G = load_generator(a.generator, device=dev)
+    photo = load_photo(a.photo)
+    crop = a.crop or ("none" if a.generator == "synthetic" else "auto")
+    kind = a.kind or ("cat" if "cat" in str(a.generator) else "human")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if crop == "none":
+        aligned, notes = photo.image, list(photo.notes)
+    else:
+        face = align_face(photo.image, kind=kind, crop=crop)
+        aligned, notes = face.image, photo.notes + face.notes
+    for n in notes:
+        print(f"note: {n}")
+    aligned.save(out / "aligned.png")
+    cfg = InversionConfig(steps=a.steps, pti_steps=a.pti_steps, w_plus=not a.w, optimize_camera=not a.fixed_camera,
+                          time_budget_s=a.time_budget, preset=a.preset, seed=a.seed)
+    per = load_perceptual(a.perceptual, device=dev)
+    print(f"perceptual loss: {per.name}")
+    inv = invert(G, image_to_tensor(aligned).to(dev), cfg, perceptual=per)
+    inv.meta.update({"photo": str(a.photo), "generator": a.generator, "notes": notes, "crop": crop, "kind": kind})
+    inv.save(out)
+    Gi = inv.generator(G)
+    from .pipeline import render_view
+    save_png(render_view(Gi, inv.ws, inv.yaw, inv.pitch, preset=a.preset).image, out / "reconstruction.png")
+    if a.frames:
+        with tqdm(total=a.frames, desc="turntable", unit="frame") as bar:
+            views = render_turntable(Gi, inv.ws, a.frames, a.preset, progress=lambda k, n: bar.update(1))
+        write_video([v.image for v in views], out / "turntable.mp4")
+    print(f"PSNR at the input view {inv.meta['psnr_input_view']} dB after {inv.meta['steps_run']} steps "
+          f"({inv.meta['stop']}, {inv.meta['total_s']} s); camera yaw {inv.yaw:.3f} pitch {inv.pitch:.3f}")
+    print(f"wrote {out}/aligned.png, reconstruction.png, turntable.mp4 and the inversion package")
     return 0
 
 
@@ -140,9 +195,30 @@ def cmd_eval(a) -> int:
     from .hub import load_generator
     from .media import save_png
     from .synthetic.classifier import load_classifier
+    if a.what == "inversion":  # synthetic: against the truth; any other generator: images it made itself
+        import torch
+
+        from .inversion import InversionConfig, load_perceptual
+        from .inversion.evaluate import evaluate_inversion
+        G = load_generator(a.generator, device=_device(a.device))
+        synthetic = a.generator == "synthetic"
+        cfg = InversionConfig(steps=a.steps, pti_steps=0, preset=a.preset, optimize_camera=synthetic,
+                              lambda_perceptual=0.5 if synthetic else 0.0)
+        metrics, sheet = evaluate_inversion(G, heads=a.heads, cfg=cfg, novel_yaw=0.4,
+                                            perceptual=load_perceptual("miniclip"), same_view=not synthetic)
+        metrics["machine"] = f"{torch.get_num_threads()} torch threads, {_device(a.device)}"
+        out = Path(a.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        save_png(sheet, out / "contact_sheet.png")
+        print(json.dumps({k: v for k, v in metrics.items() if k != "per_head"}, indent=1))
+        print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+        return 0
     if a.generator != "synthetic":
         raise InputError("edit evaluation needs ground truth: use --generator synthetic")
     G = load_generator("synthetic")
+    if not a.edit:
+        raise InputError("--edit is required for eval edit")
     edits, infos = _load_edits(a.edit, "cpu")
     if a.strength is not None:
         from .editing.package import strength_ok
@@ -215,11 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--generator", required=True)
     e.add_argument("--edit", action="append", required=True, help="edit package folder or Hub repo (repeat to stack)")
     e.add_argument("--seed", type=int, nargs="+", default=[0])
+    e.add_argument("--inversion", default=None, help="an inversion package (from `lenerf invert`) instead of seeds")
     e.add_argument("--out", required=True)
     e.add_argument("--strength", type=float, default=None)
     e.add_argument("--truncation", type=float, default=None)
-    e.add_argument("--yaw", type=float, default=0.0)
-    e.add_argument("--pitch", type=float, default=0.0)
+    e.add_argument("--yaw", type=float, default=None, help="default 0 (or the inverted photo's camera)")
+    e.add_argument("--pitch", type=float, default=None)
     e.add_argument("--preset", choices=["preview", "full"], default="full")
     e.add_argument("--turntable", action="store_true")
     e.add_argument("--frames", type=int, default=48)
@@ -227,18 +304,42 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_edit)
 
-    v = sub.add_parser("eval", help="measure edits on the synthetic world (JSON + PNG contact sheet)")
-    v.add_argument("what", choices=["edit"])
+    v = sub.add_parser("eval", help="measure edits or inversion on the synthetic world (JSON + PNG contact sheet)")
+    v.add_argument("what", choices=["edit", "inversion"])
     v.add_argument("--generator", default="synthetic")
-    v.add_argument("--edit", action="append", required=True, help="repeat to evaluate a sequential edit")
+    v.add_argument("--edit", action="append", help="repeat to evaluate a sequential edit")
+    v.add_argument("--steps", type=int, default=300, help="inversion: projection steps")
+    v.add_argument("--preset", choices=["preview", "full"], default="preview", help="inversion: render quality")
+    v.add_argument("--device", default="cpu")
     v.add_argument("--heads", type=int, default=20)
     v.add_argument("--out", required=True)
     v.add_argument("--strength", type=float, default=None, help="edit strength (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
     v.set_defaults(func=cmd_eval)
 
+    i = sub.add_parser("invert", help="photo -> aligned crop, reconstruction, turntable, inversion package")
+    i.add_argument("photo")
+    i.add_argument("--generator", required=True)
+    i.add_argument("--out", required=True)
+    i.add_argument("--kind", choices=["human", "cat"], default=None, help="default: cat for cat generators")
+    i.add_argument("--crop", choices=["auto", "center", "none"], default=None,
+                   help="auto = detect and align (default; 'none' for the synthetic world)")
+    i.add_argument("--steps", type=int, default=300)
+    i.add_argument("--pti-steps", type=int, default=0, help="pivotal tuning steps (EG3D only; 0 = off)")
+    i.add_argument("--w", action="store_true", help="optimise a single w instead of w+")
+    i.add_argument("--fixed-camera", action="store_true", help="do not optimise yaw/pitch")
+    i.add_argument("--time-budget", type=float, default=None, help="seconds")
+    i.add_argument("--perceptual", choices=["auto", "lpips", "vit-b-32", "miniclip"], default="auto")
+    i.add_argument("--preset", choices=["preview", "full"], default="preview")
+    i.add_argument("--frames", type=int, default=48, help="turntable frames (0 = none)")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--device", default="auto")
+    i.set_defaults(func=cmd_invert)
+
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["render", "synthetic"])
+    b.add_argument("what", choices=["render", "synthetic", "app"])
+    b.add_argument("--train-recipe", default=None, help="app: also train this shipped recipe from the UI")
+    b.add_argument("--train-steps", type=int, default=None, help="app: steps of that training (default: the recipe's)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", default="outputs/bench_render.json")
     b.add_argument("--device", default="cpu")

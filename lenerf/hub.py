@@ -76,7 +76,17 @@ def load_generator(spec: str | os.PathLike, revision: str | None = None, device:
     s = str(spec)
     path = Path(s).expanduser()
     registry = load_registry()
-    if path.is_dir():
+    if path.is_dir() and (path / "G_ema.safetensors").is_file():  # official state dict re-saved as safetensors
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+            from safetensors.torch import load_file
+            model = EG3D.from_init_kwargs({**cfg["init_kwargs"], "neural_rendering_resolution":
+                                           cfg.get("neural_rendering_resolution", 64)})
+            model.load_official_state_dict(load_file(path / "G_ema.safetensors"))
+        except (OSError, KeyError, ValueError) as e:
+            raise CheckpointError(f"{path}: expected config.json with the official init_kwargs next to "
+                                  f"G_ema.safetensors ({type(e).__name__}: {e})") from None
+    elif path.is_dir():
         if not (path / "config.json").is_file():
             raise CheckpointError(f"{path} is a folder but has no config.json (expected a converted checkpoint "
                                   "written by save_pretrained or `python -m lenerf convert`)")
@@ -111,6 +121,22 @@ def load_generator(spec: str | os.PathLike, revision: str | None = None, device:
     if device is not None:
         model = model.to(device)
     return model.eval()
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub answers a TCP connection (False at once under HF_HUB_OFFLINE)."""
+    import socket
+    from urllib.parse import urlparse
+
+    from huggingface_hub import constants
+    if constants.HF_HUB_OFFLINE:
+        return False
+    try:
+        socket.create_connection((urlparse(constants.ENDPOINT).hostname or "huggingface.co", 443),
+                                 timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
 
 
 def probe_generator(spec: str, timeout_s: float = 3.0) -> tuple[bool, str]:

@@ -49,7 +49,7 @@ def test_train_in_background_then_use_the_edit(client):
         client.predict("synthetic", "(new edit)", "eyes", "blue eyes", 99999, 1.0, True, False, api_name="/train")
     job = client.submit("synthetic", "(new edit)", "eyes", "a face with green eyes", 2, 1.0, True, False,
                         api_name="/train")
-    status, preview, edits, trained = job.result(timeout=600)  # (the job id is session state)
+    status, preview, edits, trained, _ = job.result(timeout=600)  # (the job id is session state)
     assert status.startswith("**Done**"), status
     name = trained["value"] if isinstance(trained, dict) else trained
     assert name.startswith("a_face_with_green_eyes")
@@ -59,6 +59,20 @@ def test_train_in_background_then_use_the_edit(client):
     z = client.predict(name, api_name="/download")
     assert str(z).endswith(".zip") and Path(z).stat().st_size > 1000
     assert client.predict(api_name="/cancel").startswith("**Done**")  # cancelling a finished job changes nothing
+
+
+def test_photo_tab_inverts_and_edits(client):
+    pytest.importorskip("cv2")
+    from gradio_client import handle_file
+    root = Path(__file__).resolve().parents[1]
+    with pytest.raises(Exception, match="no face found"):
+        client.predict("synthetic", handle_file(str(root / "examples" / "chelsea_cat.png")), "human", "auto", 20,
+                       api_name="/invert")
+    aligned, rec, notes = client.predict("synthetic", handle_file(str(root / "examples" / "astronaut.png")), "human",
+                                         "auto", 20, api_name="/invert")
+    assert _img(aligned).shape == (512, 512, 3) and "PSNR" in notes and "perceptual" in notes
+    src, edt, msk = client.predict("synthetic", 0.0, 0.0, ["eyes_blue"], 1.0, api_name="/photo_preview")
+    assert _img(src).shape == _img(edt).shape == (256, 256, 3)
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -53,6 +53,7 @@ class Limits:
     min_frames: int = 8
     max_frames: int = 96
     max_pending_jobs: int = 4
+    max_inversion_steps: int = 1000
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +113,8 @@ class Studio:
         self.work_dir = Path(work_dir)
         self.user_edits = self.work_dir / "edits"
         self.media_dir = self.work_dir / "media"
-        for d in (self.user_edits, self.media_dir):
+        self.inversions_dir = self.work_dir / "inversions"
+        for d in (self.user_edits, self.media_dir, self.inversions_dir):
             d.mkdir(parents=True, exist_ok=True)
         self.edit_dirs = [*(edit_dirs if edit_dirs is not None else [SHIPPED_EDITS]), self.user_edits]
         self.limits = limits
@@ -121,6 +123,7 @@ class Studio:
         self._generators: dict[str, Generator] = {}
         self._edits: dict[Path, tuple] = {}
         self._clips: dict[tuple, object] = {}
+        self._perceptual = None
         self._lock = threading.RLock()
 
     # -- generators -----------------------------------------------------------------------------------------
@@ -217,24 +220,77 @@ class Studio:
         G = self.generator(spec)
         return latent_from_seed(G, check_seed(seed), float(truncation), device=self.device)
 
+    def _source(self, spec: str, seed, truncation: float, inversion: str | None):
+        """-> (generator to render with, ws): a seed's latent, or an inverted photo's (with its PTI generator)."""
+        if not inversion:
+            return self.generator(spec), self.latent(spec, seed, truncation)
+        inv = self.inversion(inversion)
+        if inv.meta.get("generator") != spec:
+            raise InputError(f"this photo was inverted into '{inv.meta.get('generator')}', not '{spec}'")
+        return inv.generator(self.generator(spec)), inv.ws.to(self.device)
+
+    def inversion(self, name: str):
+        from ..inversion import Inversion
+        folder = self.inversions_dir / str(name)
+        if not re.fullmatch(r"[\w.-]+", str(name)) or not folder.is_dir():
+            raise InputError(f"unknown inverted photo '{name}'")
+        return Inversion.load(folder, device=self.device)
+
+    def invert_photo(self, spec: str, photo, kind: str = "human", crop: str = "auto", steps: int = 200,
+                     time_budget_s: float | None = 300.0, progress: Callable[[int, int], None] | None = None):
+        """Photo (path / bytes / PIL) -> (inversion id, aligned crop uint8, reconstruction uint8, notes)."""
+        from ..inversion import InversionConfig, align_face, image_to_tensor, invert, load_perceptual, load_photo
+        from ..pipeline import render_view
+        steps = int(steps)
+        if not 10 <= steps <= self.limits.max_inversion_steps:
+            raise InputError(f"inversion steps must be between 10 and {self.limits.max_inversion_steps}")
+        if photo is None:
+            raise InputError("upload a photo first")
+        G = self.generator(spec)
+        p = load_photo(photo)
+        if crop == "none":
+            aligned, notes = p.image, list(p.notes)
+        else:
+            face = align_face(p.image, kind=kind, crop=crop)
+            aligned, notes = face.image, p.notes + face.notes
+        with self._lock:
+            if self._perceptual is None:
+                self._perceptual = load_perceptual(device=self.device)
+        cfg = InversionConfig(steps=steps, time_budget_s=time_budget_s)
+        inv = invert(G, image_to_tensor(aligned).to(self.device), cfg, perceptual=self._perceptual, progress=False,
+                     callback=(lambda info: progress(info["step"], info["steps"])) if progress else None,
+                     step_guard=self.gate.interactive)
+        name = f"photo_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid() % 1000:03d}{threading.get_ident() % 1000:03d}"
+        inv.meta.update({"generator": spec, "notes": notes, "crop": crop, "kind": kind})
+        inv.save(self.inversions_dir / name)
+        aligned.save(self.inversions_dir / name / "aligned.png")
+        with self.gate.interactive():
+            rec = render_view(inv.generator(G), inv.ws, inv.yaw, inv.pitch).image
+        notes = notes + [f"reconstruction PSNR {inv.meta['psnr_input_view']} dB at the photo's view "
+                         f"({inv.meta['steps_run']} steps, {inv.meta['stop']}, {inv.meta['total_s']} s; perceptual "
+                         f"loss: {inv.meta['perceptual']})"]
+        return name, np.asarray(aligned.convert("RGB")), rec, notes
+
     def _strengths(self, editor: LocalEditor, strength: float | None) -> list[float] | None:
         return None if strength is None else [strength_ok(strength)] * len(editor.edits)
 
     def preview(self, spec: str, seed, truncation: float = 0.7, yaw: float = 0.0, pitch: float = 0.0,
                 edits: list[str] | None = None, strength: float | None = None,
-                preset: str | Preset = "preview") -> EditView:
-        """Source, edited and mask-overlay images for one camera (edited = source when no edit is picked)."""
+                preset: str | Preset = "preview", inversion: str | None = None) -> EditView:
+        """Source, edited and mask-overlay images for one camera (edited = source when no edit is picked); the
+        source is the seed's head, or an inverted photo when ``inversion`` (an id from :meth:`invert_photo`)."""
         if not (-0.8 <= float(yaw) <= 0.8 and -0.5 <= float(pitch) <= 0.5):
             raise InputError("yaw must be within +-0.8 rad and pitch within +-0.5 rad")
         editor = self.editor(spec, edits)
-        ws = self.latent(spec, seed, truncation)
+        editor.G, ws = self._source(spec, seed, truncation, inversion)
         with self.gate.interactive():
             return render_edit(editor, ws, float(yaw), float(pitch), preset=preset,
                                strengths=self._strengths(editor, strength))
 
     def turntable(self, spec: str, seed, truncation: float = 0.7, edits: list[str] | None = None,
                   strength: float | None = None, frames: int = 48, preset: str | Preset | None = None,
-                  fps: int = 24, progress: Callable[[int, int], None] | None = None) -> tuple[Path, Path]:
+                  fps: int = 24, progress: Callable[[int, int], None] | None = None,
+                  inversion: str | None = None) -> tuple[Path, Path]:
         """-> (video of source | edited | mask overlay, video of the 3D mask overlay alone). Default quality:
         :data:`TURNTABLE_PRESET` for the synthetic world; for EG3D the checkpoint's own on a GPU, else 'preview'."""
         if preset is None:
@@ -244,7 +300,7 @@ class Studio:
         if not self.limits.min_frames <= frames <= self.limits.max_frames:
             raise InputError(f"frames must be between {self.limits.min_frames} and {self.limits.max_frames}")
         editor = self.editor(spec, edits)
-        ws = self.latent(spec, seed, truncation)
+        editor.G, ws = self._source(spec, seed, truncation, inversion)
         views = render_edit_turntable(editor, ws, frames, preset=preset, strengths=self._strengths(editor, strength),
                                       progress=progress, guard=self.gate.interactive)
         out = Path(tempfile.mkdtemp(prefix="turntable_", dir=self.media_dir))
