@@ -130,10 +130,15 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         job = S.submit_training(spec, mask_prompt, edit_prompt, owner=owner,
                                 recipe=None if recipe == CUSTOM else recipe, steps=steps, strength=strength,
                                 texture_only=texture_only, deformation=deformation)
-        while not job.done:
-            progress((job.step, job.steps), desc=f"training '{job.name}'", unit="steps")
-            yield describe_job(job, S.queue.position(job)), job.preview, job.id, gr.update(), gr.update(), gr.update()
-            time.sleep(0.5)
+        last = None
+        while not job.done:  # send an update only when something changed (the training thread needs the GIL)
+            state = (job.status, job.step, id(job.preview), S.queue.position(job))
+            if state != last:
+                progress((job.step, job.steps), desc=f"training '{job.name}'", unit="steps")
+                preview = job.preview if last is None or state[2] != last[2] else gr.update()
+                yield describe_job(job, state[3]), preview, job.id, gr.update(), gr.update(), gr.update()
+                last = state
+            time.sleep(1.0)
         edits = S.available_edits(spec)
         picked = job.result.name if job.result is not None else None
         yield (describe_job(job), job.preview, job.id, gr.update(choices=edits),
@@ -200,8 +205,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                     kind = gr.Radio(["human", "cat"], value="human", label="Subject")
                     crop = gr.Radio(["auto", "center", "none"], value="auto",
                                     label="Crop (auto = detect and align; center = already a close-up)")
-                    inv_steps = gr.Slider(20, S.limits.max_inversion_steps, value=200, step=10,
-                                          label="Inversion steps")
+                    inv_steps = gr.Slider(20, S.limits.max_inversion_steps, value=300, step=10,
+                                          label="Inversion steps (at most 5 minutes)", elem_id="inv-steps")
                     inv_btn = gr.Button("Invert", variant="primary", elem_id="invert-btn")
                     inv_notes = gr.Markdown(elem_id="invert-notes")
                     inversion = gr.State(None)
@@ -213,13 +218,13 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                         p_yaw = gr.Slider(-0.6, 0.6, value=0.0, step=0.05, label="Camera yaw (rad)")
                         p_pitch = gr.Slider(-0.3, 0.3, value=0.0, step=0.05, label="Camera pitch (rad)")
                     p_edits = gr.Dropdown(choices=S.available_edits(default_generator), value=[], multiselect=True,
-                                          label="Edits (applied in this order)")
+                                          label="Edits (applied in this order)", elem_id="photo-edit-picker")
                     p_strength = gr.Slider(-1.0, 3.0, value=1.0, step=0.1, label="Edit strength")
                     with gr.Row():
-                        p_render = gr.Button("Render edit", variant="primary")
+                        p_render = gr.Button("Render edit", variant="primary", elem_id="photo-render-btn")
                         p_tt = gr.Button("Render turntable")
                     with gr.Row():
-                        p_src = gr.Image(label="Source", type="numpy", interactive=False)
+                        p_src = gr.Image(label="Source", type="numpy", interactive=False, elem_id="photo-source")
                         p_edt = gr.Image(label="Edited", type="numpy", interactive=False)
                         p_msk = gr.Image(label="3D attention mask", type="numpy", interactive=False)
                     with gr.Row():

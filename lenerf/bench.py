@@ -147,8 +147,8 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
 
     Measures: edit preview (source + edited + mask, shipped edit ``eyes_blue``) per seed; a ``frames``-frame
     128x128 turntable; with ``train_recipe``, a training of that shipped recipe started from the Train tab (wall
-    time until the finished package is listed, compared with the CLI's ``train_time_s`` of the shipped edit) and
-    the preview latency while it runs."""
+    time until the finished package is listed, compared with the same training run by the CLI just before) and
+    the preview latency while it runs (5 previews, which pause the training while they render)."""
     import os
     import socket
     import subprocess
@@ -203,8 +203,15 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
               f"(max {max(lat):.3f}); {frames}-frame 128x128 turntable {tt:.1f} s")
         if train_recipe:
             import json
-            cfg = json.loads((root / "checkpoints" / "edits" / f"{train_recipe}.json").read_text())
+            recipe = root / "checkpoints" / "edits" / f"{train_recipe}.json"
+            cfg = json.loads(recipe.read_text())
             steps = train_steps or cfg["steps"]
+            # the same training by the CLI, now, on this machine (the app is idle meanwhile)
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "lenerf", "train", "--config", str(recipe), "--steps", str(steps),
+                            "--out", str(work / "cli_train")], cwd=root, env=env, check=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            cli_wall = time.perf_counter() - t
             t = time.perf_counter()
             job = client.submit("synthetic", train_recipe, cfg["mask_prompt"], cfg["edit_prompt"], steps,
                                 cfg.get("strength", 1.0), cfg.get("texture_only", True), cfg.get("deformation", False),
@@ -213,13 +220,11 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
             during = [preview(s) for s in range(1, seeds + 1)]
             status = job.result(timeout=7200)[0]
             wall = time.perf_counter() - t
-            shipped = root / "checkpoints" / "edits" / train_recipe / "edit.json"
-            cli_s = json.loads(shipped.read_text()).get("train_time_s") if shipped.is_file() else None
             result["training"] = {"recipe": train_recipe, "steps": steps, "status": status[:120],
-                                  "ui_wall_s": round(wall, 1), "cli_train_time_s_of_shipped_edit": cli_s,
+                                  "ui_wall_s": round(wall, 1), "cli_wall_s": round(cli_wall, 1),
                                   "preview_during_training_s": {"median": round(statistics.median(during), 3),
                                                                 "max": round(max(during), 3)}}
-            print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_s} s); preview "
+            print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_wall:.1f} s); preview "
                   f"while training: median {statistics.median(during):.3f} s, max {max(during):.3f} s")
         return result
     finally:
@@ -229,3 +234,41 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def bench_inversion(steps: int = 10, threads: int = 2) -> dict:
+    """Seconds per projection step (render + perceptual + backward, preview preset, MiniCLIP perceptual) for the
+    synthetic world and the full-size FFHQ EG3D architecture (random weights: the cost does not depend on them),
+    plus one PTI step of the latter."""
+    import os
+
+    from .eg3d import EG3D
+    from .generator import get_preset
+    from .inversion import InversionConfig, invert, load_perceptual
+    from .inversion.invert import _render
+    from .synthetic import SyntheticHeads
+    torch.set_num_threads(threads)
+    per = load_perceptual("miniclip")
+    rows = {}
+    torch.manual_seed(0)
+    for name, G in [("synthetic", SyntheticHeads()), ("eg3d ffhq512-128 (random weights)", EG3D(**FFHQ_INIT_KWARGS))]:
+        G.eval()
+        with torch.no_grad():
+            ws = G.mapping(torch.randn(1, G.z_dim), G.camera(0.0, 0.0))
+            target = _render(G, ws, torch.tensor(0.1), torch.tensor(0.0), get_preset("preview"), 256)
+        for pti in (0, 2):
+            if pti and name == "synthetic":
+                continue
+            cfg = InversionConfig(steps=steps, pti_steps=pti, early_stop_patience=10 ** 6)
+            t = time.perf_counter()
+            inv = invert(G, target, cfg, perceptual=per, progress=False)
+            total = time.perf_counter() - t
+            key = f"{name}, projection" + (f" + {pti} PTI steps" if pti else "")
+            rows[key] = {"total_s": round(total, 2), "steps": steps, "pti_steps": pti,
+                         "projection_s_per_step": round(inv.meta["projection_s"] / steps, 3)}
+            if pti:
+                rows[key]["pti_s_per_step"] = round((inv.meta["total_s"] - inv.meta["projection_s"]) / pti, 3)
+            print(key, rows[key])
+    return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
+            "torch": torch.__version__, "preset": "preview", "perceptual": per.name,
+            "default_steps": InversionConfig().steps, "results": rows}

@@ -59,8 +59,12 @@ def cmd_render(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench_app, bench_render, bench_synthetic
-    if a.what == "app":
+    from .bench import bench_app, bench_inversion, bench_render, bench_synthetic
+    if a.what == "inversion":
+        result = bench_inversion(steps=3 if a.quick else 10)
+        if a.json == "outputs/bench_render.json":
+            a.json = "outputs/bench_inversion.json"
+    elif a.what == "app":
         result = bench_app(seeds=2 if a.quick else 5, frames=8 if a.quick else 48, train_recipe=a.train_recipe,
                            train_steps=a.train_steps)
         if a.json == "outputs/bench_render.json":
@@ -203,7 +207,7 @@ def cmd_eval(a) -> int:
         G = load_generator(a.generator, device=_device(a.device))
         synthetic = a.generator == "synthetic"
         cfg = InversionConfig(steps=a.steps, pti_steps=0, preset=a.preset, optimize_camera=synthetic,
-                              lambda_perceptual=0.5 if synthetic else 0.0)
+                              lambda_perceptual=0.1 if synthetic else 0.0)
         metrics, sheet = evaluate_inversion(G, heads=a.heads, cfg=cfg, novel_yaw=0.4,
                                             perceptual=load_perceptual("miniclip"), same_view=not synthetic)
         metrics["machine"] = f"{torch.get_num_threads()} torch threads, {_device(a.device)}"
@@ -308,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("what", choices=["edit", "inversion"])
     v.add_argument("--generator", default="synthetic")
     v.add_argument("--edit", action="append", help="repeat to evaluate a sequential edit")
-    v.add_argument("--steps", type=int, default=300, help="inversion: projection steps")
+    v.add_argument("--steps", type=int, default=500, help="inversion: projection steps")
     v.add_argument("--preset", choices=["preview", "full"], default="preview", help="inversion: render quality")
     v.add_argument("--device", default="cpu")
     v.add_argument("--heads", type=int, default=20)
@@ -324,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--kind", choices=["human", "cat"], default=None, help="default: cat for cat generators")
     i.add_argument("--crop", choices=["auto", "center", "none"], default=None,
                    help="auto = detect and align (default; 'none' for the synthetic world)")
-    i.add_argument("--steps", type=int, default=300)
+    i.add_argument("--steps", type=int, default=500)
     i.add_argument("--pti-steps", type=int, default=0, help="pivotal tuning steps (EG3D only; 0 = off)")
     i.add_argument("--w", action="store_true", help="optimise a single w instead of w+")
     i.add_argument("--fixed-camera", action="store_true", help="do not optimise yaw/pitch")
@@ -337,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_invert)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["render", "synthetic", "app"])
+    b.add_argument("what", choices=["render", "synthetic", "app", "inversion"])
     b.add_argument("--train-recipe", default=None, help="app: also train this shipped recipe from the UI")
     b.add_argument("--train-steps", type=int, default=None, help="app: steps of that training (default: the recipe's)")
     b.add_argument("--repeats", type=int, default=3)

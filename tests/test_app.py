@@ -99,6 +99,22 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         page.wait_for_timeout(1000)
         shot = page.screenshot(path=str(out / "edit_tab.png"), full_page=True)
         assert len(shot) > 20_000
+        # photo tab: upload, invert (few steps), apply an edit
+        page.get_by_role("tab", name="Your photo").click()
+        root = Path(__file__).resolve().parents[1]
+        page.locator("#photo-input input[type=file]").set_input_files(str(root / "examples" / "astronaut.png"))
+        page.locator("#inv-steps input[type=number]").fill("20")
+        page.locator("#inv-steps input[type=number]").press("Enter")
+        page.wait_for_timeout(1000)
+        page.locator("#invert-btn").click()
+        page.locator("#invert-notes").get_by_text("PSNR").wait_for(timeout=120_000)
+        page.locator("#photo-edit-picker input").click()
+        page.get_by_role("option", name="eyes_blue").click()
+        page.keyboard.press("Escape")
+        page.locator("#photo-render-btn").click()
+        page.locator("#photo-source img").wait_for(timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(out / "photo_tab.png"), full_page=True)
         # train tab: start a recipe, watch it run, cancel it
         page.get_by_role("tab", name="Train").click()
         page.locator("#recipe input").click()

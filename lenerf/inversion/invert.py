@@ -35,17 +35,17 @@ FORMAT = "lenerf-inversion"
 
 @dataclass
 class InversionConfig:
-    steps: int = 300
-    lr: float = 0.05
+    steps: int = 500
+    lr: float = 0.1
     w_plus: bool = True
     optimize_camera: bool = True
     lr_camera: float = 0.01
-    lambda_perceptual: float = 0.5
+    lambda_perceptual: float = 0.1
     noise_ramp: float = 0.25  # fraction of the steps with latent noise
     initial_noise: float = 0.05  # x the latents' std
     pti_steps: int = 0
     pti_lr: float = 3e-4
-    early_stop_patience: int = 60  # stop when the loss has not improved by 0.1% for this many steps
+    early_stop_patience: int = 150  # stop when the loss has not improved by 0.1% for this many steps
     time_budget_s: float | None = None
     preset: str | Preset = "preview"
     seed: int = 0

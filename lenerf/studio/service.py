@@ -236,7 +236,7 @@ class Studio:
             raise InputError(f"unknown inverted photo '{name}'")
         return Inversion.load(folder, device=self.device)
 
-    def invert_photo(self, spec: str, photo, kind: str = "human", crop: str = "auto", steps: int = 200,
+    def invert_photo(self, spec: str, photo, kind: str = "human", crop: str = "auto", steps: int = 300,
                      time_budget_s: float | None = 300.0, progress: Callable[[int, int], None] | None = None):
         """Photo (path / bytes / PIL) -> (inversion id, aligned crop uint8, reconstruction uint8, notes)."""
         from ..inversion import InversionConfig, align_face, image_to_tensor, invert, load_perceptual, load_photo

@@ -81,6 +81,12 @@ def _ellipsoid(p: Tensor, center, radii) -> Tensor:
     return (k - 1) * radii.amin(dim=-1)
 
 
+def _clamp(x: Tensor, lo: float, hi: float) -> Tensor:
+    """Clamp in the forward pass, identity in the backward pass (straight-through): a parameter pushed past a bound
+    by an optimiser (inversion, an edit's mapper) still gets the gradient that brings it back."""
+    return x + (x.clamp(lo, hi) - x).detach()
+
+
 def _sig(x: Tensor) -> Tensor:
     return torch.sigmoid(x)
 
@@ -242,10 +248,10 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         """ws [N, 14, 32] -> geometry from rows 0-7, colours from rows 8-13."""
         ag = self.decode_code(ws[:, GEOMETRY_ROWS].mean(1))
         ac = self.decode_code(ws[:, COLOR_ROWS].mean(1))
-        return HeadParams(colors={p: ac[:, _SLOT[p]].clamp(0, 1) for p in COLOR_PARTS},
-                          hair_length=ag[:, _HAIR_LEN].clamp(0, 1), head_w=ag[:, _HEAD_W].clamp(0.8, 1.2),
-                          head_h=ag[:, _HEAD_H].clamp(0.8, 1.2), eye_dx=ag[:, _EYE_DX].clamp(-0.02, 0.02),
-                          nose_l=ag[:, _NOSE_L].clamp(0.6, 1.5), lip_w=ag[:, _LIP_W].clamp(0.7, 1.3))
+        return HeadParams(colors={p: _clamp(ac[:, _SLOT[p]], 0, 1) for p in COLOR_PARTS},
+                          hair_length=_clamp(ag[:, _HAIR_LEN], 0, 1), head_w=_clamp(ag[:, _HEAD_W], 0.8, 1.2),
+                          head_h=_clamp(ag[:, _HEAD_H], 0.8, 1.2), eye_dx=_clamp(ag[:, _EYE_DX], -0.02, 0.02),
+                          nose_l=_clamp(ag[:, _NOSE_L], 0.6, 1.5), lip_w=_clamp(ag[:, _LIP_W], 0.7, 1.3))
 
     def attributes(self, ws: Tensor) -> dict[str, Tensor]:
         """Class index [N] of every attribute, recovered from ws (nearest palette colour; hair length > 0.5)."""
