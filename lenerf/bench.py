@@ -140,8 +140,8 @@ def bench_synthetic(repeats: int = 5) -> dict:
     return result
 
 
-def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None, train_steps: int | None = None,
-              port: int | None = None) -> dict:
+def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
+              train_steps: int | None = None) -> dict:
     """Latency of the app as a user sees it: ``python app.py`` is started on a local port (synthetic world, a fresh
     work folder) and driven over HTTP with gradio_client.
 
@@ -150,38 +150,18 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
     time until the finished package is listed, compared with the same training run by the CLI just before) and
     the preview latency while it runs (5 previews, which pause the training while they render)."""
     import os
-    import socket
     import subprocess
     import sys
     import tempfile
-    import urllib.request
     from pathlib import Path
 
     from gradio_client import Client
 
+    from .studio.server import running_app
     root = Path(__file__).resolve().parents[1]
-    if port is None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
     work = Path(tempfile.mkdtemp(prefix="lenerf_bench_app_"))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LENERF_STUDIO_DIR": str(work), "PORT": str(port),
-           "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(work / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(root / "app.py"), "--generator", "synthetic"], cwd=root, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        t0 = time.perf_counter()
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.perf_counter() - t0 > 300:
-                    raise RuntimeError("the app did not start; see " + str(work / "server.log")) from None
-                time.sleep(0.25)
-        startup = time.perf_counter() - t0
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    with running_app(work, "synthetic") as (url, startup):
         client = Client(url, verbose=False)
 
         def preview(seed):
@@ -227,13 +207,6 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
             print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_wall:.1f} s); preview "
                   f"while training: median {statistics.median(during):.3f} s, max {max(during):.3f} s")
         return result
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def bench_inversion(steps: int = 10, threads: int = 2) -> dict:

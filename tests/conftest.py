@@ -42,36 +42,6 @@ def tiny_G(tiny_golden):
 @pytest.fixture(scope="session")
 def app_server(tmp_path_factory):
     """``python app.py`` on a free local port, offline (so it falls back to the synthetic world); yields its URL."""
-    import socket
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    work = tmp_path_factory.mktemp("app")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LENERF_CACHE": str(work / "cache"),
-           "LENERF_STUDIO_DIR": str(work / "studio"), "GRADIO_ANALYTICS_ENABLED": "False", "PORT": str(port)}
-    log = open(work / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--generator", "ffhq"], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    t0 = time.time()
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() - t0 > 180:
-                proc.kill()
-                pytest.fail("app did not start:\n" + (work / "server.log").read_text()[-3000:])
-            time.sleep(0.5)
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    from lenerf.studio.server import running_app
+    with running_app(tmp_path_factory.mktemp("app"), generator="ffhq", timeout_s=180) as (url, _):
+        yield url

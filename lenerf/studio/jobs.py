@@ -35,32 +35,26 @@ class ComputeGate:
         self._waiting = 0  # interactive requests waiting or running
 
     @contextmanager
-    def interactive(self):
+    def _hold(self, interactive: bool):
         with self._cond:
-            self._waiting += 1
-            while self._busy:
+            self._waiting += interactive
+            # a training step also yields to interactive requests that are waiting
+            while self._busy or (not interactive and self._waiting):
                 self._cond.wait()
             self._busy = True
         try:
             yield
         finally:
             with self._cond:
-                self._waiting -= 1
+                self._waiting -= interactive
                 self._busy = False
                 self._cond.notify_all()
 
-    @contextmanager
+    def interactive(self):
+        return self._hold(True)
+
     def training_step(self):
-        with self._cond:
-            while self._busy or self._waiting:
-                self._cond.wait()
-            self._busy = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._busy = False
-                self._cond.notify_all()
+        return self._hold(False)
 
 
 @dataclass
