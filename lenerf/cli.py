@@ -90,6 +90,10 @@ def cmd_train(a) -> int:
                  "clip": a.clip}
     if a.texture_only is not None:
         overrides["texture_only"] = a.texture_only
+    if a.afn_warmup is not None:
+        overrides["afn_warmup"] = a.afn_warmup
+    if a.global_edit:  # the ablation: no attention field, the raw target everywhere
+        overrides.update(use_mask=False, afn_warmup=0)
     if a.config:
         cfg = EditConfig.from_file(a.config, **overrides)
     else:
@@ -287,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--texture-only", dest="texture_only", action="store_true", default=None)
     t.add_argument("--geometry", dest="texture_only", action="store_false", help="let the edit change geometry")
     t.add_argument("--clip", default=None, help="'miniclip' (default) or an open_clip model name")
+    t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")
+    t.add_argument("--global-edit", action="store_true",
+                   help="ablation: train without the attention field (the edit applies everywhere)")
     t.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train)

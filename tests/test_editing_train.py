@@ -83,3 +83,58 @@ def test_train_cli_writes_a_package(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--generator", "synthetic", "--out", str(tmp_path / "y")],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "--mask-prompt and --edit-prompt are required" in r.stderr
+
+
+def test_attention_warmup_trains_only_the_mask_first(synth, tmp_path):
+    """afn_warmup steps update the attention field alone; the mapper starts moving after them."""
+    infos = []
+    out = train_edit(synth, _cfg(steps=2, afn_warmup=3, save_every=10, mask_stride=2, afn_xyz_frequencies=4),
+                     tmp_path / "w", progress=False, callback=infos.append)
+    assert [i["step"] for i in infos] == [1, 2, 3, 4, 5] and {i["steps"] for i in infos} == {5}
+    assert [i["phase"] for i in infos] == ["mask warm-up"] * 3 + ["edit"] * 2
+    assert all(i["clip"] == 0.0 for i in infos[:3]) and all(i["clip"] != 0.0 for i in infos[3:])
+    # after the warm-up alone the mapper is still at its initialisation, the attention field is not
+    from lenerf.editing.editor import EditModules
+    cfg = json.loads((out / "edit.json").read_text())["module_config"]
+    torch.manual_seed(304)  # the trainer's seed: the same initialisation
+    ref = EditModules(**cfg).state_dict()
+    calls = {"n": 0}
+
+    def stop():  # cancel right after the warm-up: the checkpoint holds the state at step 3
+        calls["n"] += 1
+        return calls["n"] > 3
+
+    with pytest.raises(KeyboardInterrupt):
+        train_edit(synth, _cfg(steps=2, afn_warmup=3, save_every=10, mask_stride=2, afn_xyz_frequencies=4),
+                   tmp_path / "w3", progress=False, should_stop=stop)
+    state = load_file(tmp_path / "w3" / "train_state.safetensors")
+    state = {k[len("model/"):]: v for k, v in state.items() if k.startswith("model/")}
+    assert all(torch.equal(state[k], ref[k]) for k in ref if k.startswith("mapper."))
+    assert any(not torch.allclose(state[k], ref[k]) for k in ref if k.startswith("attention."))
+    with pytest.raises(InputError, match="afn_warmup"):
+        train_edit(synth, _cfg(afn_warmup=-1), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="mask_stride must divide"):
+        train_edit(synth, _cfg(mask_stride=5), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="needs the attention field"):
+        train_edit(synth, _cfg(afn_warmup=2, use_mask=False), tmp_path / "x", progress=False)
+
+
+def test_global_edit_ablation_applies_everywhere(synth, tmp_path):
+    """use_mask=False (CLI --global-edit): no attention field is trained and the edit's mask is 1 everywhere."""
+    r = subprocess.run([sys.executable, "-m", "lenerf", "--threads", "2", "train", "--generator", "synthetic",
+                        "--mask-prompt", "eyes", "--edit-prompt", "a face with blue eyes", "--steps", "2",
+                        "--global-edit", "--out", str(tmp_path / "g")], capture_output=True, text=True, cwd=ROOT,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr
+    edit, info = load_edit(tmp_path / "g")
+    assert info["config"]["use_mask"] is False and edit.use_mask is False
+    from lenerf.synthetic.data import latents
+    from lenerf.cameras import sample_cameras
+    ws = latents(synth, [5])
+    c = sample_cameras(1, generator=torch.Generator().manual_seed(0), radius=synth.camera_radius,
+                       lookat=synth.camera_pivot)
+    res = LocalEditor(synth, [edit]).render(ws, c, preset="preview")
+    # the rendered mask equals the source's opacity (m = 1 at every sample)
+    assert (res.mask - res.opacity).abs().max() < 1e-2, (res.mask - res.opacity).abs().max()
+    masked = LocalEditor(synth, [type(edit)(**{**edit.__dict__, "use_mask": True})]).render(ws, c, preset="preview")
+    assert not torch.allclose(masked.mask, res.mask, atol=1e-3)

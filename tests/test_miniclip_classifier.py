@@ -3,6 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from lenerf.clip import load_clip, relevance_maps
 from lenerf.errors import CheckpointError
@@ -82,3 +83,25 @@ def test_best_prompt_selection_matches_the_attribute_clip_sees(clip, heldout):
     assert maps.shape == (4, 1, 64, 64)
     with pytest.raises(ValueError, match="select"):
         relevance_maps(clip, to_float(heldout["images"][:1]), prompts, select="max")
+
+
+def test_last_block_attention_rerun_matches_open_clip(clip, heldout):
+    """The hand re-run of the last block (relevance maps, the entropy bonus of train-clip) gives open_clip's own
+    image features, attention rows that sum to 1, and gradients into the model when kept in the graph."""
+    from lenerf.clip.relevance import encode_with_last_attention
+    pixels = clip.preprocess(to_float(heldout["images"][:3]))
+    with torch.no_grad():
+        ref = clip.model.encode_image(pixels)
+    feats, probs = encode_with_last_attention(clip.model.visual, pixels, leaf=True)
+    assert torch.allclose(feats, ref, atol=1e-4)
+    assert probs.is_leaf and torch.allclose(probs.sum(-1), torch.ones(()), atol=1e-5)
+    visual = clip.model.visual
+    visual.requires_grad_(True)
+    try:
+        _, attached = encode_with_last_attention(visual, pixels, leaf=False)
+        cls = attached[:, :, 0].clamp_min(1e-12)
+        (-(cls * cls.log()).sum(-1).mean()).backward()
+        assert visual.transformer.resblocks[-1].attn.in_proj_weight.grad.abs().sum() > 0
+    finally:
+        visual.requires_grad_(False)
+        visual.zero_grad(set_to_none=True)

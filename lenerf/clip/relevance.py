@@ -13,8 +13,11 @@ from torch import Tensor
 from .models import ClipModel
 
 
-def _encode_with_last_attention(clip: ClipModel, pixels: Tensor) -> tuple[Tensor, Tensor]:
-    v = clip.model.visual
+def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True) -> tuple[Tensor, Tensor]:
+    """Image features [B, D] of an open_clip ``VisionTransformer`` and the attention probabilities of its last
+    block [B, heads, n, n]. ``leaf=True`` detaches the probabilities into a leaf (relevance maps differentiate
+    w.r.t. them); ``leaf=False`` keeps them in the graph (training regularisers)."""
+    v = visual
     x = v._embeds(pixels)
     blocks = v.transformer.resblocks
     if not getattr(v.transformer, "batch_first", True):
@@ -29,7 +32,8 @@ def _encode_with_last_attention(clip: ClipModel, pixels: Tensor) -> tuple[Tensor
     q, k, val = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
     q, k, val = (t.reshape(b, n, heads, d // heads).transpose(1, 2) for t in (q, k, val))
     probs = torch.softmax(q @ k.transpose(-1, -2) * (d // heads) ** -0.5, dim=-1)
-    probs = probs.detach().requires_grad_(True)  # [B, heads, n, n], the leaf we differentiate w.r.t.
+    if leaf:
+        probs = probs.detach().requires_grad_(True)  # [B, heads, n, n], the leaf we differentiate w.r.t.
     out = (probs @ val).transpose(1, 2).reshape(b, n, d)
     x = x + last.ls_1(attn.out_proj(out))
     x = x + last.ls_2(last.mlp(last.ln_2(x)))
@@ -87,7 +91,7 @@ def _best_prompts(clip: ClipModel, images: Tensor, per: list[list[str]]) -> list
 def _raw_map(clip: ClipModel, images: Tensor, texts: list[str], size: int) -> Tensor:
     with torch.enable_grad():
         pixels = clip.preprocess(images.detach())
-        img, probs = _encode_with_last_attention(clip, pixels)
+        img, probs = encode_with_last_attention(clip.model.visual, pixels)
         with torch.no_grad():
             txt = F.normalize(clip.model.encode_text(clip.tokenize(texts)), dim=-1)
         logits = clip.model.logit_scale.exp() * (F.normalize(img, dim=-1) * txt).sum(-1)

@@ -29,10 +29,11 @@ class EditModules(nn.Module):
 
     def __init__(self, num_ws: int, w_dim: int, descriptor_dim: int, mapper_groups=("fine",),
                  afn_kind: str = "mlp", afn_hidden: int = 64, use_xyz: bool = True, deformation: bool = False,
-                 dn_hidden: int = 64, afn_bias_init: float = 0.0):
+                 dn_hidden: int = 64, afn_bias_init: float = 0.0, afn_xyz_frequencies: int = 0):
         super().__init__()
         self.mapper = LatentResidualMapper(num_ws, w_dim, tuple(mapper_groups))
-        self.attention = AttentionField(descriptor_dim, w_dim, afn_kind, afn_hidden, use_xyz, afn_bias_init)
+        self.attention = AttentionField(descriptor_dim, w_dim, afn_kind, afn_hidden, use_xyz, afn_bias_init,
+                                        afn_xyz_frequencies)
         self.deformation = DeformationField(w_dim, dn_hidden) if deformation else None
 
 
@@ -55,8 +56,9 @@ class MaskedBlend(Field):
     """F = (1 - m) F_source + m F_target with m from an attention field; records every m it computes so that the
     mask can be volume-rendered with the source weights afterwards."""
 
-    def __init__(self, source: Field, target: Field, attention: AttentionField, ws: Tensor, wt: Tensor,
+    def __init__(self, source: Field, target: Field, attention: AttentionField | None, ws: Tensor, wt: Tensor,
                  texture_only: bool = False, threshold: float | None = None):
+        """``attention=None``: m = 1 everywhere (an edit trained without a mask, the global-edit ablation)."""
         self.source, self.target, self.attention = source, target, attention
         self.ws, self.wt, self.texture_only, self.threshold = ws, wt, texture_only, threshold
         self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
@@ -68,7 +70,9 @@ class MaskedBlend(Field):
     def decode(self, features: Tensor):
         return self.source.decode(features)
 
-    def mask(self, points: Tensor, fs: Tensor, ft: Tensor) -> Tensor:
+    def mask(self, points: Tensor, fs: Tensor, ft: Tensor | None) -> Tensor:
+        if self.attention is None:
+            return torch.ones(*fs.shape[:-1], 1, device=fs.device, dtype=fs.dtype)
         desc_t = self.target.descriptor(ft) if self.attention.kind == "attention" else None
         m = self.attention(self.source.descriptor(fs), points, self.ws, self.wt, desc_t)
         if self.threshold is not None and not self.attention.training:
@@ -100,6 +104,8 @@ class Edit:
     texture_only: bool = False
     threshold: float | None = None
     name: str = "edit"
+    #: False for an edit trained without the attention field (global-edit ablation): m = 1 everywhere
+    use_mask: bool = True
 
     def target_latent(self, ws: Tensor, strength: float | None = None) -> Tensor:
         s = self.strength if strength is None else strength
@@ -134,7 +140,8 @@ class LocalEditor:
             wt = e.target_latent(ws, None if strengths is None else strengths[k])
             tgt = self.G.field(wt, noise_mode)
             base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
-            blend = MaskedBlend(base, tgt, e.modules.attention, ws, wt, e.texture_only, e.threshold)
+            blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
+                                e.threshold)
             layers.append(blend)
             field = blend
         return src, field, layers
@@ -192,7 +199,7 @@ class LocalEditor:
         x, f = take(pts), take(fs)
         masks = []
         for layer in layers:
-            if layer.attention.kind == "attention":  # this variant reads the target's descriptors too
+            if layer.attention is not None and layer.attention.kind == "attention":  # this variant reads the target's descriptors too
                 ft = layer.target.features(x)
                 mk = layer.mask(x, f, ft)
                 f = torch.lerp(f, ft, mk.to(f.dtype))

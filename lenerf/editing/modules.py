@@ -80,15 +80,20 @@ class AttentionField(nn.Module):
 
     Inputs are RMS-normalised over (descriptor | xyz). Output m = sigmoid(-logit) in (0, 1) (the official sign
     convention, kept so that official weights would load); ``bias_init`` shifts the initial mask.
+    ``xyz_frequencies`` K > 0 appends sin/cos(2^k pi xyz), k < K, to the normalised input (NeRF's positional
+    encoding; not in the official network): a raw-xyz MLP learns only smooth masks in a few hundred steps, so a
+    small part (an eye) comes out as a blob over the face when the descriptor alone cannot tell it apart.
     """
 
     def __init__(self, descriptor_dim: int, w_dim: int, kind: str = "mlp", hidden: int = 64,
-                 use_xyz: bool = True, bias_init: float = 0.0):
+                 use_xyz: bool = True, bias_init: float = 0.0, xyz_frequencies: int = 0):
         super().__init__()
         if kind not in ("mlp", "ws_condition", "attention"):
             raise ValueError(f"unknown attention field kind {kind!r}")
         self.kind, self.use_xyz = kind, use_xyz
-        d_in = descriptor_dim + (3 if use_xyz else 0)
+        self.xyz_frequencies = xyz_frequencies if use_xyz else 0
+        self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(self.xyz_frequencies), persistent=False)
+        d_in = descriptor_dim + (3 if use_xyz else 0) + 6 * self.xyz_frequencies
         h = hidden
         if kind == "attention":
             self.token = FullyConnectedLayer(d_in, h, activation="lrelu")
@@ -107,7 +112,11 @@ class AttentionField(nn.Module):
 
     def _inp(self, desc: Tensor, xyz: Tensor) -> Tensor:
         a = torch.cat([desc, xyz], -1) if self.use_xyz else desc
-        return normalize_2nd_moment(a, dim=-1)
+        a = normalize_2nd_moment(a, dim=-1)
+        if self.xyz_frequencies:
+            ang = (xyz.unsqueeze(-1) * self.freqs.to(xyz.dtype)).flatten(-2)  # [..., 3K]
+            a = torch.cat([a, torch.sin(ang), torch.cos(ang)], -1)
+        return a
 
     def logits(self, desc_s: Tensor, xyz: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None = None) -> Tensor:
         """desc_* [N, P, D], xyz [N, P, 3], ws/wt [N, num_ws, w_dim] -> [N, P, 1]."""

@@ -66,7 +66,8 @@ def load_edit(spec: str | os.PathLike, revision: str | None = None, device=None)
     if device is not None:
         modules.to(device)
     edit = Edit(modules, strength=float(info.get("strength", 1.0)), texture_only=bool(info.get("texture_only")),
-                threshold=info.get("threshold"), name=info.get("name", folder.name))
+                threshold=info.get("threshold"), name=info.get("name", folder.name),
+                use_mask=bool(info.get("config", {}).get("use_mask", True)))
     return edit, info
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
@@ -57,6 +58,8 @@ class EditConfig:
     afn_kind: str = "mlp"
     afn_hidden: int = 64
     use_xyz: bool = True
+    #: sin/cos positional encoding of xyz for the attention field (0 = raw xyz, official)
+    afn_xyz_frequencies: int = 0
     deformation: bool = False
     texture_only: bool = True
     enlarged_mask: bool = False
@@ -79,6 +82,13 @@ class EditConfig:
     relevance_binarize: bool = False
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
+    #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
+    #: pseudo-labels are area-downsampled): relevance maps are far coarser than the render (1 = official)
+    mask_stride: int = 1
+    #: attention-field-only steps before the edit steps (source render + relevance + mask update; no mapper, no
+    #: CLIP edit loss): a mask learnt from many more heads and views than the mapper needs, at a fraction of the
+    #: cost of a full step. The run then takes afn_warmup + steps steps.
+    afn_warmup: int = 0
     #: learning rate of the attention field (default: lr)
     lr_attention: float | None = None
     #: learning rate of the mapper and deformation (default: lr). The official lr (3e-3 with the mapper's lr
@@ -110,6 +120,12 @@ class EditConfig:
                 raise InputError(f"{name.replace('_', ' ')} is too long ({len(text)} > 200 characters)")
         if not 1 <= self.steps <= max_steps:
             raise InputError(f"steps must be between 1 and {max_steps}, got {self.steps}")
+        if not 0 <= self.afn_warmup <= max_steps:
+            raise InputError(f"afn_warmup must be between 0 and {max_steps}, got {self.afn_warmup}")
+        if self.mask_stride < 1 or self.resolution % self.mask_stride:
+            raise InputError(f"mask_stride must divide the resolution ({self.resolution}), got {self.mask_stride}")
+        if self.afn_warmup and not self.use_mask:
+            raise InputError("afn_warmup needs the attention field (use_mask)")
         if self.batch < 1 or self.views < 1:
             raise InputError("batch and views must be >= 1")
         return self
@@ -147,7 +163,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
                      "mapper_groups": list(cfg.mapper_groups), "afn_kind": cfg.afn_kind, "afn_hidden": cfg.afn_hidden,
-                     "use_xyz": cfg.use_xyz, "deformation": cfg.deformation}
+                     "use_xyz": cfg.use_xyz, "deformation": cfg.deformation,
+                     "afn_xyz_frequencies": cfg.afn_xyz_frequencies}
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
@@ -164,9 +181,11 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     settings = G.render_settings.replace(depth_resolution=preset.depth_resolution,
                                          depth_resolution_importance=preset.depth_resolution_importance)
     t0, start_step = time.time(), step
-    bar = tqdm(total=cfg.steps, initial=step, desc=f"train '{cfg.edit_prompt}'", unit="step", disable=not progress)
+    total = cfg.afn_warmup + cfg.steps  # attention-field warm-up steps first, then the edit steps
+    bar = tqdm(total=total, initial=step, desc=f"train '{cfg.edit_prompt}'", unit="step", disable=not progress)
     history = []
-    while step < cfg.steps:
+    while step < total:
+        warmup = step < cfg.afn_warmup
         if should_stop is not None and should_stop():
             TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
             bar.close()
@@ -190,7 +209,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 s_count = pts.shape[2]
                 desc_s = src_field.descriptor(src.sample_features.reshape(n, -1, src.sample_features.shape[-1]))
                 wt0 = ws + cfg.strength * modules.mapper(ws)
-                tgt_field = G.field(wt0)
+                tgt_field = G.field(wt0) if cfg.afn_kind == "attention" or cfg.enlarged_mask else None
                 ft0 = tgt_field.features(pts.reshape(n, -1, 3)) if cfg.afn_kind == "attention" else None
             logs = {}
             # 1) attention field ------------------------------------------------------------------------------
@@ -210,74 +229,82 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
                         else (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
-                # the 2D mask only depends on samples that carry ray weight: evaluate the attention field there
-                # (gathered per image, padded to the largest count) and leave the rest at 0
-                idx = weighted_samples(src.sample_weights)
                 x_all = pts.reshape(n, -1, 3)
-                sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
-                m_sel = modules.attention(sel(desc_s), sel(x_all), ws, wt0, sel(desc_t))
-                m = torch.zeros(n, x_all.shape[1], 1, device=dev).scatter(1, idx.unsqueeze(-1), m_sel)
-                m = m.reshape(n, -1, s_count, 1)
-                m2d = (2 * composite_mask(m, src.sample_weights) - 1).permute(0, 2, 1).reshape(n, 1, res, res)
+                # the mask is supervised on every mask_stride-th ray row and column (the relevance maps are much
+                # coarser than the render), at the samples that carry ray weight
+                ms = cfg.mask_stride
+                rays = _strided_rays(res, ms, dev)
+                per_ray = lambda t: None if t is None else t.reshape(n, res * res, s_count, -1)[:, rays].reshape(n, -1, t.shape[-1])  # noqa: E731
+                w_sub = src.sample_weights[:, rays]
+                m_sub = _mask_at(modules.attention, per_ray(desc_s), per_ray(x_all), ws, wt0, per_ray(desc_t), w_sub)
+                m2d = (2 * composite_mask(m_sub, w_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
+                if ms > 1:
+                    rel = F.interpolate(rel, size=(res // ms, res // ms), mode="area")
                 ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
                 loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                           + cfg.lambda_tv * ml["tv"])
                 opt_a.zero_grad(set_to_none=True)
                 loss_a.backward()
                 opt_a.step()
-                m = m.detach()
-                if not cfg.texture_only:  # new geometry can appear where the source is empty: the mask everywhere
+                if not warmup:  # the mask at every sample the edit step renders
                     with torch.no_grad():
-                        m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                        if not cfg.texture_only:  # new geometry can appear where the source is empty: everywhere
+                            m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                        elif ms == 1:
+                            m = m_sub.detach()
+                        else:
+                            m = _mask_at(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights)
                 logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
                 logs["coverage"] = (m2d > 0).float().mean().item()
-            # 2) mapper (+ deformation) -------------------------------------------------------------------------
-            delta = modules.mapper(ws)
-            wt = ws + cfg.strength * delta
-            tgt_field = G.field(wt)
-            x = pts.reshape(n, -1, 3)
-            ft = tgt_field.features(x)
-            if cfg.use_mask:
-                fs = src.sample_features.reshape(n, -1, ft.shape[-1])
+            else:  # the global-edit ablation: the target everywhere
+                m = torch.ones(n, pts.shape[1], s_count, 1, device=dev)
+            # 2) mapper (+ deformation); skipped in the attention-field warm-up -------------------------------
+            if warmup:
+                edited = src_img
+                logs.update({"clip": 0.0, "ws_l2": 0.0, "deform": 0.0})
+            else:
+                delta = modules.mapper(ws)
+                wt = ws + cfg.strength * delta
+                tgt_field = G.field(wt)
+                x = pts.reshape(n, -1, 3)
+                ft = tgt_field.features(x)
                 l_def = torch.zeros((), device=dev)
+                fs = src.sample_features.reshape(n, -1, ft.shape[-1])
                 if modules.deformation is not None:
                     x_def = modules.deformation(x, ws, wt)
                     fs = src_field.features(x_def)
                     w = torch.softmax(m.reshape(n, -1), dim=-1)
                     l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
-                mm = m.reshape(n, -1, 1)
-                fused = torch.lerp(fs, ft, mm)
+                fused = torch.lerp(fs, ft, m.reshape(n, -1, 1))
                 colors, sigma = src_field.decode(fused)
                 if cfg.texture_only:
                     sigma = src_field.decode(fs)[1]
-            else:  # global-edit ablation: plain render of the target at the source samples
-                colors, sigma = tgt_field.decode(ft)
-                l_def = torch.zeros((), device=dev)
-            comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]), sigma.reshape(n, -1, s_count, 1),
-                                  src.sample_depths)
-            edited = G.images(comp * 2 - 1, ws, preset, res)[0]
-            l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss, cfg.augmentations, gen)
-            l_ws = delta.norm(dim=-1).mean()
-            loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
-            opt_m.zero_grad(set_to_none=True)
-            loss_m.backward()
-            opt_m.step()
-            logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
+                comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]),
+                                      sigma.reshape(n, -1, s_count, 1), src.sample_depths)
+                edited = G.images(comp * 2 - 1, ws, preset, res)[0]
+                l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
+                                   cfg.augmentations, gen)
+                l_ws = delta.norm(dim=-1).mean()
+                loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
+                opt_m.zero_grad(set_to_none=True)
+                loss_m.backward()
+                opt_m.step()
+                logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
             step += 1
             elapsed = elapsed_before + time.time() - t0
-            eta = (time.time() - t0) / max(1, step - start_step) * (cfg.steps - step)
+            eta = (time.time() - t0) / max(1, step - start_step) * (total - step)
             history.append({"step": step, **{k: round(v, 5) for k, v in logs.items()}})
             bar.update(1)
             bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
                             cov=f"{logs.get('coverage', 0):.2f}")
-            info = {"step": step, "steps": cfg.steps, "eta_s": eta, "elapsed_s": elapsed, **logs}
-            if cfg.preview_every and (step % cfg.preview_every == 0 or step == cfg.steps):
+            info = {"step": step, "steps": total, "phase": "mask warm-up" if warmup else "edit", "eta_s": eta, "elapsed_s": elapsed, **logs}
+            if cfg.preview_every and (step % cfg.preview_every == 0 or step == total):
                 info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
                 from ..media import save_png
                 save_png(info["preview"], out / "previews" / f"step{step:05d}.png")
             if callback is not None:
                 callback(info)
-            if step % cfg.save_every == 0 or step == cfg.steps:
+            if step % cfg.save_every == 0 or step == total:
                 TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
     bar.close()
     elapsed = elapsed_before + time.time() - t0
@@ -291,6 +318,24 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         for h in history:
             f.write(json.dumps(h) + "\n")
     return save_edit(out, modules, meta)
+
+
+def _strided_rays(res: int, stride: int, device) -> Tensor:
+    """Indices of the rays on every ``stride``-th row and column of a res x res image (row-major)."""
+    k = torch.arange(0, res, stride, device=device)
+    return (k[:, None] * res + k[None, :]).flatten()
+
+
+def _mask_at(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None,
+             weights: Tensor) -> Tensor:
+    """The attention field at the samples of rays [N, M, S] that carry weight (``weights`` [N, M, S-1, 1]), 0
+    elsewhere -> [N, M, S, 1]. desc_*/x: [N, M*S, D]."""
+    n, m_rays, s1, _ = weights.shape
+    idx = weighted_samples(weights)
+    sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+    m_sel = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))
+    m = torch.zeros(n, m_rays * (s1 + 1), 1, device=x.device, dtype=m_sel.dtype).scatter(1, idx.unsqueeze(-1), m_sel)
+    return m.reshape(n, m_rays, s1 + 1, 1)
 
 
 def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:

@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     t.add_argument("--vision-width", type=int, default=None)
     t.add_argument("--vision-head-width", type=int, default=None)
     t.add_argument("--patch-dropout", type=float, default=None)
+    t.add_argument("--attention-entropy", type=float, default=None,
+                   help="weight of the CLS-attention entropy bonus in the last block")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
     e.add_argument("--model", default="checkpoints/miniclip")
     e.add_argument("--work", default="runs/miniclip")
@@ -41,7 +43,8 @@ def main(argv=None) -> int:
         overrides = {k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
                                              "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
                                              "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
-                                             "patch_dropout": a.patch_dropout}.items() if v is not None}
+                                             "patch_dropout": a.patch_dropout,
+                                             "attention_entropy": a.attention_entropy}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":

@@ -20,6 +20,7 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from ..clip.models import _wrap, miniclip_model
+from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
 from .data import ATTR_KEYS, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float
 from .world import ATTRIBUTES
@@ -37,7 +38,9 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           "vision_layers": 1, "vision_width": 128, "vision_head_width": 16,
           # drop half of the patch tokens in training: the CLS token can no longer rely on one patch of a part
           # (one eye is enough to know the eye colour), so its attention - and the relevance map - covers the part
-          "patch_dropout": 0.5}
+          "patch_dropout": 0.5,
+          # weight of a bonus on the entropy of the CLS token's attention in the last block (0 = off)
+          "attention_entropy": 0.0}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -122,9 +125,15 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         x = random_affine(to_float(images[idx]), gen)
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
-        img = F.normalize(model.encode_image(clip.preprocess(x)), dim=-1)
+        if cfg["attention_entropy"]:
+            feats, probs = encode_with_last_attention(model.visual, clip.preprocess(x), leaf=False)
+            cls = probs[:, :, 0].clamp_min(1e-12)
+            entropy = -(cls * cls.log()).sum(-1).mean()
+        else:
+            feats, entropy = model.encode_image(clip.preprocess(x)), torch.zeros(())
+        img = F.normalize(feats, dim=-1)
         txt = F.normalize(model.encode_text(clip.tokenize([t for t, _ in caps])), dim=-1)
-        loss = multi_positive_loss(model.logit_scale.exp() * img @ txt.T, pos)
+        loss = multi_positive_loss(model.logit_scale.exp() * img @ txt.T, pos) - cfg["attention_entropy"] * entropy
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -133,7 +142,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             model.logit_scale.clamp_(0, math.log(100))
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{lr:.1e}")
+        bar.set_postfix(loss=f"{loss.item():.3f}", H=f"{entropy.item():.2f}", lr=f"{lr:.1e}")
         if step % cfg["save_every"] == 0 or step == cfg["steps"]:
             TrainingState.save(work_dir, model, opts, step, {"config": cfg})
     bar.close()
