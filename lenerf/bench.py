@@ -186,10 +186,12 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
             recipe = root / "checkpoints" / "edits" / f"{train_recipe}.json"
             cfg = json.loads(recipe.read_text())
             steps = train_steps or cfg["steps"]
+            # the app keeps the recipe's ratio of warm-up to edit steps: the CLI run gets the same warm-up
+            warmup = round(cfg.get("afn_warmup", 0) * steps / cfg["steps"])
             # the same training by the CLI, now, on this machine (the app is idle meanwhile)
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "lenerf", "train", "--config", str(recipe), "--steps", str(steps),
-                            "--out", str(work / "cli_train")], cwd=root, env=env, check=True,
+                            "--afn-warmup", str(warmup), "--out", str(work / "cli_train")], cwd=root, env=env, check=True,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cli_wall = time.perf_counter() - t
             t = time.perf_counter()

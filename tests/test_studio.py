@@ -80,6 +80,9 @@ def test_turntable_videos(studio):
 def test_config_from_recipe_and_limits(studio):
     cfg = studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red", steps=7)
     assert cfg.steps == 7 and cfg.source_prompts[0] == "a face with black hair" and cfg.eval["target"]
+    assert cfg.afn_warmup == 7  # the recipe's 300 warm-up steps for 300 edit steps, scaled
+    assert studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red").afn_warmup == 300
+    assert studio.make_config("synthetic", "eyes", "blue eyes", steps=30).afn_warmup == 30
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
     with pytest.raises(InputError, match="steps"):
@@ -152,7 +155,8 @@ def test_train_small_job_appears_in_catalogue(studio):
     job = studio.submit_training("synthetic", "eyes", "a face with blue eyes", owner="t", steps=2)
     job = studio.queue.wait(job.id, 300)
     assert job.status == DONE, job.message
-    assert job.step == 2 and "clip" in job.losses and job.preview is not None
+    # the defaults' 1:1 ratio of attention-field warm-up to edit steps: 2 + 2
+    assert job.step == job.steps == 4 and "clip" in job.losses and job.preview is not None
     assert job.result.name in studio.available_edits("synthetic")
     info = studio.edit_info(job.result.name)
     assert info["mask_prompt"] == "eyes" and info["steps"] == 2

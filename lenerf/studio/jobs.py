@@ -70,6 +70,7 @@ class TrainJob:
     step: int = 0
     losses: dict = field(default_factory=dict)
     eta_s: float | None = None
+    phase: str = ""  # "mask warm-up" or "edit" while running
     preview: np.ndarray | None = None
     message: str = ""
     result: Path | None = None
@@ -91,9 +92,12 @@ class TrainJob:
     def update(self, info: dict) -> None:
         """Callback for :func:`lenerf.editing.train_edit`."""
         self.step = int(info["step"])
+        self.steps = int(info.get("steps", self.steps))
+        self.phase = str(info.get("phase", ""))
         self.eta_s = float(info.get("eta_s", 0.0))
         self.losses = {k: float(v) for k, v in info.items()
-                       if k not in ("step", "steps", "eta_s", "elapsed_s", "preview") and np.isscalar(v)}
+                       if k not in ("step", "steps", "eta_s", "elapsed_s", "preview", "phase")
+                       and np.isscalar(v) and not isinstance(v, str)}
         if info.get("preview") is not None:
             self.preview = info["preview"]
 

@@ -38,10 +38,17 @@ SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
 TURNTABLE_PRESET = Preset("turntable", neural_rendering_resolution=128, depth_resolution=16,
                           depth_resolution_importance=16, superresolution=False, output_resolution=128)
 #: settings the UI uses for a new edit of the synthetic world (those of the shipped recipes)
-SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 1e-3,
+SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 3e-3,
                       "relevance_quantile": 0.9, "relevance_binarize": True, "balanced_mask_loss": True,
-                      "mask_prompt_select": "best"}
+                      "mask_prompt_select": "best", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
+
+
+def _scale_warmup(base: dict, over: dict) -> dict:
+    """Other step counts than the recipe's keep its ratio of attention-field warm-up steps to edit steps."""
+    if "steps" in over and base.get("afn_warmup"):
+        over = {**over, "afn_warmup": round(base["afn_warmup"] * over["steps"] / base.get("steps", over["steps"]))}
+    return over
 
 
 @dataclass(frozen=True)
@@ -344,9 +351,9 @@ class Studio:
             base = json.loads(recipes[recipe].read_text())
             if (base["mask_prompt"], base["edit_prompt"]) != (mask_prompt, edit_prompt):
                 base.pop("eval", None)  # the recipe's ground-truth target no longer applies
-            return EditConfig(**{**base, **over}).validate(self.limits.max_steps)
+            return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(self.limits.max_steps)
         defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
-        return EditConfig(**{**defaults, **over}).validate(self.limits.max_steps)
+        return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(self.limits.max_steps)
 
     def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
                         recipe: str | None = None, **overrides) -> TrainJob:
@@ -365,7 +372,7 @@ class Studio:
             shutil.copytree(staging, final, ignore=shutil.ignore_patterns("train_state.*"))
             return final  # the staging folder (with its resumable checkpoint) is kept until cleaned up
 
-        return self.queue.submit(name, owner, cfg.steps, run)
+        return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps, run)
 
     def export_zip(self, name: str) -> Path:
         """Zip of an edit package (edit.json, modules.safetensors, previews) for download."""
@@ -400,7 +407,8 @@ def describe_job(job: TrainJob, position: int = 0) -> str:
     head = {"running": "Training", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}[job.status]
     eta = f", ETA {job.eta_s:.0f} s" if job.status == "running" and job.eta_s is not None else ""
     msg = f" - {job.message}" if job.message else ""
-    return f"**{head}** '{job.name}': step {job.step}/{job.steps} ({pct:.0f}%){eta}. {losses}{msg}"
+    phase = f" ({job.phase})" if job.status == "running" and job.phase else ""
+    return f"**{head}** '{job.name}': step {job.step}/{job.steps}{phase} ({pct:.0f}%){eta}. {losses}{msg}"
 
 
 __all__ = ["Limits", "Studio", "check_prompt", "check_seed", "describe_job"]
