@@ -39,9 +39,11 @@ def tiny_G(tiny_golden):
     return G
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def app_server(tmp_path_factory):
-    """``python app.py`` on a free local port, offline (so it falls back to the synthetic world); yields its URL."""
+    """``python app.py`` on a free local port, offline (so it falls back to the synthetic world); yields its URL.
+    Module-scoped: the server (and any training job a failed test left running in it) stops with its module, so
+    it never competes for the CPU with the rest of the suite."""
     from lenerf.studio.server import running_app
     with running_app(tmp_path_factory.mktemp("app"), generator="ffhq", timeout_s=180) as (url, _):
         yield url

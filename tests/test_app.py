@@ -122,11 +122,12 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         page.get_by_text("Where to edit").first.wait_for(timeout=10_000)
         page.wait_for_timeout(500)
         page.locator("#train-btn").click()
-        page.locator("#job-status").get_by_text("Training").wait_for(timeout=120_000)
-        page.locator("#job-status").get_by_text("step 3/").wait_for(timeout=120_000)
+        # the status shows a bold "Training" and a progress bar whose text also says "training ..."
+        page.locator("#job-status").get_by_text("Training", exact=True).first.wait_for(timeout=120_000)
+        page.locator("#job-status").get_by_text("step 3/").first.wait_for(timeout=120_000)
         page.screenshot(path=str(out / "train_tab.png"), full_page=True)
         page.locator("#cancel-btn").click()
-        page.locator("#job-status").get_by_text("Cancelled").wait_for(timeout=60_000)
+        page.locator("#job-status").get_by_text("Cancelled").first.wait_for(timeout=60_000)
         browser.close()
     img = np.asarray(Image.open(out / "edit_tab.png").convert("RGB"))
     assert img.std() > 10  # not a blank page
