@@ -105,3 +105,27 @@ def test_last_block_attention_rerun_matches_open_clip(clip, heldout):
     finally:
         visual.requires_grad_(False)
         visual.zero_grad(set_to_none=True)
+
+
+def test_relevance_templates_average_the_phrasings(clip, heldout):
+    """templates=["{}", "a face with {}"] is the mean of the two phrasings' maps (method.md §6.3)."""
+    from lenerf.synthetic.evaluate import names_of
+    imgs = to_float(heldout["images"][:4])
+    words = [f"{names_of(a)['lips']} lips" for a in heldout["attrs"][:4]]
+    a = relevance_maps(clip, imgs, [[w] for w in words], templates=["{}", "a face with {}"])
+    b = relevance_maps(clip, imgs, [[w, f"a face with {w}"] for w in words])
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, relevance_maps(clip, imgs, [[w] for w in words]), atol=1e-3)
+
+
+def test_relevance_scores_tune_the_threshold_on_training_renders(clip, heldout):
+    """eval-clip reports IoU at 0.5, at the threshold chosen on training renders and at the held-out oracle."""
+    from lenerf.synthetic.evaluate import THRESHOLDS, relevance_scores
+    train = make_dataset(16, 1, 1_000_000, camera_seed=5, progress=False)
+    scores = relevance_scores(clip, heldout, train, batch=16, calibration=16)
+    assert set(scores) == {"eyes", "hair", "mouth", "nose"}
+    for s in scores.values():
+        assert s["train_threshold"] in THRESHOLDS
+        assert s["iou"] <= s["iou_best_threshold"] + 1e-9
+        assert s["iou_train_threshold"] <= s["iou_best_threshold"] + 1e-9
+    assert scores["eyes"]["iou_best_threshold"] > scores["eyes"]["mean_mask_baseline_iou"] * 0.5

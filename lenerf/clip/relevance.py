@@ -44,7 +44,8 @@ def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True) -> tup
 
 
 def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[list[str]], size: int | None = None,
-                   per_image: bool = True, negative: list[str] | None = None, select: str = "mean") -> Tensor:
+                   per_image: bool = True, negative: list[str] | None = None, select: str = "mean",
+                   templates: list[str] | None = None) -> Tensor:
     """Relevance of a prompt in each image, in [0, 1]: [N, 1, size, size] (no gradient).
 
     Args:
@@ -55,6 +56,8 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         negative: prompts whose averaged map is subtracted before normalising again.
         select: ``"mean"`` averages the maps of the prompts (official); ``"best"`` uses, per image, only the prompt
             CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes").
+        templates: phrasings of each (selected) prompt whose maps are averaged, e.g. ``["{}", "a face with {}"]``
+            (method.md §6.3: several prompts are averaged).
     """
     size = size or images.shape[-1]
     n = images.shape[0]
@@ -63,6 +66,8 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         per = _best_prompts(clip, images, per)
     elif select != "mean":
         raise ValueError(f"select must be 'mean' or 'best', got {select!r}")
+    if templates:
+        per = [[t.format(p) for p in ps for t in templates] for ps in per]
 
     def one(prompt_sets) -> Tensor:
         k = max(len(p) for p in prompt_sets)

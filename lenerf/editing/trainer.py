@@ -48,6 +48,8 @@ class EditConfig:
     negative_mask_prompts: list[str] = field(default_factory=list)
     #: several (expanded) mask prompts: "mean" of their relevance maps (official) or the "best"-matching one per image
     mask_prompt_select: str = "mean"
+    #: phrasings of the (selected) mask prompt whose relevance maps are averaged, e.g. ["{}", "a face with {}"]
+    mask_prompt_templates: list[str] = field(default_factory=list)
     steps: int = 400
     batch: int = 2
     views: int = 2
@@ -216,14 +218,16 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             if cfg.use_mask:
                 with torch.no_grad():
                     rel = relevance_maps(clip, src_img, mask_prompts, size=res,
-                                         negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select)
+                                         negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
+                                         templates=cfg.mask_prompt_templates or None)
                     if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                         tgt = render(tgt_field, origins, dirs, settings,
                                      generator=torch.Generator(device=dev).manual_seed(step + 1))
                         tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
                         rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
                                                                 negative=cfg.negative_mask_prompts or None,
-                                                                select=cfg.mask_prompt_select))
+                                                                select=cfg.mask_prompt_select,
+                                                                templates=cfg.mask_prompt_templates or None))
                 if cfg.relevance_quantile is not None:
                     q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
                     rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
