@@ -138,3 +138,24 @@ def test_global_edit_ablation_applies_everywhere(synth, tmp_path):
     assert (res.mask - res.opacity).abs().max() < 1e-2, (res.mask - res.opacity).abs().max()
     masked = LocalEditor(synth, [type(edit)(**{**edit.__dict__, "use_mask": True})]).render(ws, c, preset="preview")
     assert not torch.allclose(masked.mask, res.mask, atol=1e-3)
+
+
+def test_eval_edit_metrics_of_a_shipped_edit(synth):
+    """evaluate_edits on the shipped eyes_blue: every metric present and in range; its mapper alone turns the
+    eyes blue (ground truth of the world); at strength 0 the edited render is the source (no change outside)."""
+    import dataclasses
+    from lenerf.editing.evaluate import evaluate_edits
+    from lenerf.synthetic.classifier import load_classifier
+    edit, info = load_edit(ROOT / "checkpoints" / "edits" / "eyes_blue")
+    views = [(-0.3, 0.0), (0.3, 0.0)]
+    clf = load_classifier()
+    m, sheet = evaluate_edits(synth, [edit], [{"eyes": "blue"}], ["eyes"], heads=3, classifier=clf, views=views)
+    for k in ("success_rate", "identity_rate", "target_latent_rate"):
+        assert 0.0 <= m[k] <= 1.0
+    assert m["target_latent_rate"] == 1.0
+    assert 0.0 <= m["iou3d_median"] <= 1.0 and m["psnr_out_median"] > 25
+    assert sheet.ndim == 3 and sheet.shape[-1] == 3
+    off, _ = evaluate_edits(synth, [dataclasses.replace(edit, strength=0.0)], [{"eyes": "blue"}], ["eyes"],
+                            heads=3, classifier=clf, views=views)
+    assert off["psnr_out_median"] > 60 and off["identity_rate"] == 1.0
+    assert off["target_latent_rate"] < 1.0  # the held-out heads do not all have blue eyes already

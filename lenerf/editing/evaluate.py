@@ -6,7 +6,9 @@ For held-out heads and a fixed set of views:
 * locality: PSNR of the edited render against the source outside the ground-truth part (source and target part
   regions, dilated by 2 px), and inside it;
 * success: the independent attribute classifier reads the target attribute value on the edited renders (majority
-  over the views of a head); identity: every other attribute reads the same as on the source.
+  over the views of a head); identity: every other attribute reads the same as on the source;
+* target latent: the world's ground-truth attributes of each edit's raw target latent ws + mapper(ws) carry that
+  edit's target value (the mapper's share of success, before the mask and the renderer).
 """
 from __future__ import annotations
 
@@ -44,7 +46,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     v = cams.shape[0]
     part_ids = [PARTS.index(p) + 1 for p in parts]
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
-    per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": []}
+    per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
+                "target_latent": []}
+    rates = ("success", "identity", "success_changed", "target_latent")
     sheet = []
     for h in range(heads):
         ws = latents(G, [seed_base + h]).expand(v, -1, -1).contiguous()
@@ -56,6 +60,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         for e in edits:
             wt = e.target_latent(ws)
         tgt_lab, _ = G.label_image(wt, cams)
+        raw = [G.attribute_names(e.target_latent(ws[:1]))[0] for e in edits]
+        per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets) for k, val in t.items())))
         region = torch.zeros_like(src_lab, dtype=torch.bool)
         for pid in part_ids:
             region |= (src_lab == pid) | (tgt_lab == pid)
@@ -91,15 +97,16 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
                 per_head["success_changed"].append(per_head["success"][-1])
             per_head["identity"].append(float(all(vote[k] == vote_s[k] for k in ATTR_KEYS if k not in want)))
         if h < contact_rows:
-            mask = ((res.mask[2, 0] * 255).round().byte().numpy())
+            i = min(2, v - 1)  # the third of the default views (near-frontal), or the last of fewer
+            mask = ((res.mask[i, 0] * 255).round().byte().numpy())
             mask = np.stack([mask] * 3, -1)
-            sheet.append(np.concatenate([to_uint8(res.source_raw[2]), to_uint8(res.edited_raw[2]), mask], 1))
+            sheet.append(np.concatenate([to_uint8(res.source_raw[i]), to_uint8(res.edited_raw[i]), mask], 1))
     summary = {}
     for k, vals in per_head.items():
         if not vals:
             continue
         arr = np.asarray(vals, dtype=np.float64)
-        if k in ("success", "identity", "success_changed"):
+        if k in rates:
             summary[f"{k}_rate"] = round(float(arr.mean()), 4)
         else:
             summary[f"{k}_median"] = round(float(np.median(arr)), 4)
