@@ -83,6 +83,8 @@ def test_config_from_recipe_and_limits(studio):
     assert cfg.afn_warmup == 7  # the recipe's 300 warm-up steps for 300 edit steps, scaled
     assert studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red").afn_warmup == 300
     assert studio.make_config("synthetic", "eyes", "blue eyes", steps=30).afn_warmup == 30
+    new = studio.make_config("synthetic", "nose", "a face with a blue nose")  # no recipe: the shipped edits' settings
+    assert (new.loss, new.threshold) == ("dir_diff", 0.8)
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
     with pytest.raises(InputError, match="steps"):

@@ -40,7 +40,8 @@ TURNTABLE_PRESET = Preset("turntable", neural_rendering_resolution=128, depth_re
 #: settings the UI uses for a new edit of the synthetic world (those of the shipped recipes)
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 3e-3,
                       "relevance_quantile": 0.9, "relevance_binarize": True, "balanced_mask_loss": True,
-                      "mask_prompt_select": "best", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6}
+                      "mask_prompt_select": "best", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
+                      "loss": "dir_diff", "threshold": 0.8}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
 
 
