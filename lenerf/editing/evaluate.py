@@ -56,11 +56,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         res = editor.render(ws, cams, preset="full", generator=gen)
         # ground-truth part regions in 2D: source labels and the final target latent's labels
         src_lab, _ = G.label_image(ws, cams)
-        wt = ws
-        for e in edits:
-            wt = e.target_latent(ws)
-        tgt_lab, _ = G.label_image(wt, cams)
-        raw = [G.attribute_names(e.target_latent(ws[:1]))[0] for e in edits]
+        wts = [e.target_latent(ws) for e in edits]
+        tgt_lab, _ = G.label_image(wts[-1], cams)
+        raw = [G.attribute_names(w[:1])[0] for w in wts]
         per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets) for k, val in t.items())))
         region = torch.zeros_like(src_lab, dtype=torch.bool)
         for pid in part_ids:

@@ -162,6 +162,12 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     G.requires_grad_(False)  # the generator is frozen: no gradients accumulate in it
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
     mask_prompts = G.expand_prompt(cfg.mask_prompt)
+
+    def relevance(images: torch.Tensor) -> torch.Tensor:  # 2D relevance of the mask prompt, [N, 1, R, R] in [0, 1]
+        return relevance_maps(clip, images, mask_prompts, size=cfg.resolution,
+                              negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
+                              templates=cfg.mask_prompt_templates or None)
+
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
                      "mapper_groups": list(cfg.mapper_groups), "afn_kind": cfg.afn_kind, "afn_hidden": cfg.afn_hidden,
@@ -217,17 +223,12 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             # 1) attention field ------------------------------------------------------------------------------
             if cfg.use_mask:
                 with torch.no_grad():
-                    rel = relevance_maps(clip, src_img, mask_prompts, size=res,
-                                         negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
-                                         templates=cfg.mask_prompt_templates or None)
+                    rel = relevance(src_img)
                     if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                         tgt = render(tgt_field, origins, dirs, settings,
                                      generator=torch.Generator(device=dev).manual_seed(step + 1))
                         tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
-                        rel = torch.maximum(rel, relevance_maps(clip, tgt_img, mask_prompts, size=res,
-                                                                negative=cfg.negative_mask_prompts or None,
-                                                                select=cfg.mask_prompt_select,
-                                                                templates=cfg.mask_prompt_templates or None))
+                        rel = torch.maximum(rel, relevance(tgt_img))
                 if cfg.relevance_quantile is not None:
                     q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
                     rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
