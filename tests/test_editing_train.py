@@ -71,6 +71,8 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(edit_prompt="x" * 300), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="steps"):
         train_edit(synth, _cfg(steps=0), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="save_every must be >= 1"):
+        train_edit(synth, _cfg(save_every=0), tmp_path / "x", progress=False)
 
 
 def test_train_cli_writes_a_package(tmp_path):
@@ -150,12 +152,12 @@ def test_eval_edit_metrics_of_a_shipped_edit(synth):
     views = [(-0.3, 0.0), (0.3, 0.0)]
     clf = load_classifier()
     m, sheet = evaluate_edits(synth, [edit], [{"eyes": "blue"}], ["eyes"], heads=3, classifier=clf, views=views)
-    for k in ("success_rate", "identity_rate", "target_latent_rate"):
+    for k in ("success_rate", "identity_rate", "target_latent_rate", "identity_views_rate"):
         assert 0.0 <= m[k] <= 1.0
     assert m["target_latent_rate"] == 1.0
     assert 0.0 <= m["iou3d_median"] <= 1.0 and m["psnr_out_median"] > 25
     assert sheet.ndim == 3 and sheet.shape[-1] == 3
     off, _ = evaluate_edits(synth, [dataclasses.replace(edit, strength=0.0)], [{"eyes": "blue"}], ["eyes"],
                             heads=3, classifier=clf, views=views)
-    assert off["psnr_out_median"] > 60 and off["identity_rate"] == 1.0
+    assert off["psnr_out_median"] > 60 and off["identity_rate"] == 1.0 and off["identity_views_rate"] == 1.0
     assert off["target_latent_rate"] < 1.0  # the held-out heads do not all have blue eyes already

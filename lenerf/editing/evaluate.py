@@ -6,7 +6,8 @@ For held-out heads and a fixed set of views:
 * locality: PSNR of the edited render against the source outside the ground-truth part (source and target part
   regions, dilated by 2 px), and inside it;
 * success: the independent attribute classifier reads the target attribute value on the edited renders (majority
-  over the views of a head); identity: every other attribute reads the same as on the source;
+  over the views of a head); identity: every other attribute reads the same as on the source (majority over the
+  views), and the stricter per-view identity: the share of views where every other attribute reads the same;
 * target latent: the world's ground-truth attributes of each edit's raw target latent ws + mapper(ws) carry that
   edit's target value (the mapper's share of success, before the mask and the renderer).
 """
@@ -47,8 +48,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     part_ids = [PARTS.index(p) + 1 for p in parts]
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
-                "target_latent": []}
-    rates = ("success", "identity", "success_changed", "target_latent")
+                "target_latent": [], "identity_views": []}
+    rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
         ws = latents(G, [seed_base + h]).expand(v, -1, -1).contiguous()
@@ -94,6 +95,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             if any(vote_s[k] != want[k] for k in want):  # heads that did not already have the target value
                 per_head["success_changed"].append(per_head["success"][-1])
             per_head["identity"].append(float(all(vote[k] == vote_s[k] for k in ATTR_KEYS if k not in want)))
+            same = torch.stack([pe[k] == ps[k] for k in ATTR_KEYS if k not in want]).all(0)  # [V]
+            per_head["identity_views"].append(same.float().mean().item())
         if h < contact_rows:
             i = min(2, v - 1)  # the third of the default views (near-frontal), or the last of fewer
             mask = ((res.mask[i, 0] * 255).round().byte().numpy())

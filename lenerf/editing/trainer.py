@@ -130,6 +130,9 @@ class EditConfig:
             raise InputError("afn_warmup needs the attention field (use_mask)")
         if self.batch < 1 or self.views < 1:
             raise InputError("batch and views must be >= 1")
+        if self.save_every < 1 or self.preview_every < 0:
+            raise InputError(f"save_every must be >= 1 and preview_every >= 0 (0: no previews), got "
+                             f"{self.save_every} and {self.preview_every}")
         return self
 
 
