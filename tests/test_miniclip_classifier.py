@@ -129,3 +129,9 @@ def test_relevance_scores_tune_the_threshold_on_training_renders(clip, heldout):
         assert s["iou"] <= s["iou_best_threshold"] + 1e-9
         assert s["iou_train_threshold"] <= s["iou_best_threshold"] + 1e-9
     assert scores["eyes"]["iou_best_threshold"] > scores["eyes"]["mean_mask_baseline_iou"] * 0.5
+    # the negative-prompt variant subtracts the skin map: other maps, same baseline, the prompts recorded
+    from lenerf.synthetic.evaluate import NEGATIVE_SKIN
+    neg = relevance_scores(clip, heldout, train, batch=16, calibration=16, negative=list(NEGATIVE_SKIN))
+    assert neg["hair"]["negative"] == list(NEGATIVE_SKIN) and scores["hair"]["negative"] == []
+    assert neg["hair"]["mean_mask_baseline_iou"] == scores["hair"]["mean_mask_baseline_iou"]
+    assert any(neg[p]["iou_best_threshold"] != scores[p]["iou_best_threshold"] for p in scores)

@@ -14,13 +14,17 @@ from .world import ATTRIBUTES, PARTS
 ZERO_SHOT_TEMPLATES = {"skin": "a face with {} skin", "eyes": "a face with {} eyes", "hair": "a face with {} hair",
                        "hair_length": "a face with {} hair", "lips": "a face with {} lips",
                        "nose": "a face with a {} nose"}
-#: thresholds tried for the relevance maps (the mean-mask baseline is given its best threshold too)
-THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
+#: thresholds tried for the relevance maps (the mean-mask baseline is given its best threshold too); above 0.5 for
+#: the negative-prompt maps, whose subtraction and renormalisation lifts the background
+THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: relevance prompt per part, filled with the image's own attribute ("mouth" is the lips)
 RELEVANCE_PROMPTS = {"eyes": ("eyes", "{} eyes"), "hair": ("hair", "{} hair"), "mouth": ("lips", "{} lips"),
                      "nose": ("nose", "{} nose")}
 #: phrasings whose maps are averaged (method.md §6.3); "a face with ..." is how MiniCLIP's captions read
 RELEVANCE_TEMPLATES = ("{}", "a face with {}")
+#: negative prompts (method.md §6.3) of the variant ``relevance_iou_negative_skin``: the skin phrases, whose map is
+#: subtracted (the shipped hair edits use them: the hair map otherwise reaches the forehead)
+NEGATIVE_SKIN = ("light skin", "tan skin", "dark skin")
 
 
 def full_caption(names: dict[str, str]) -> str:
@@ -61,27 +65,30 @@ def retrieval_top1(clip: ClipModel, img_emb: torch.Tensor, attrs: torch.Tensor, 
 
 
 def _part_maps(clip: ClipModel, images: torch.Tensor, attrs: torch.Tensor, part: str, tpl: str,
-               batch: int) -> torch.Tensor:
+               batch: int, negative: list[str] | None = None) -> torch.Tensor:
     col = ATTR_KEYS.index(part)
     return torch.cat([relevance_maps(clip, to_float(images[a:a + batch]),
                                      [[tpl.format(ATTRIBUTES[part][int(r[col])])] for r in attrs[a:a + batch]],
-                                     templates=list(RELEVANCE_TEMPLATES))
+                                     templates=list(RELEVANCE_TEMPLATES), negative=negative)
                       for a in range(0, len(images), batch)])
 
 
-def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, calibration: int = 320) -> dict:
+def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, calibration: int = 320,
+                     negative: list[str] | None = None) -> dict:
     """Relevance-map IoU per part on the held-out ``data``: at threshold 0.5 (the sign of the pseudo-label 2R - 1),
     at the threshold that is best on ``calibration`` training renders (an honest tuned threshold), and at the
-    held-out oracle threshold; with the mean-ground-truth-mask baseline (at its oracle threshold)."""
+    held-out oracle threshold; with the mean-ground-truth-mask baseline (at its oracle threshold). ``negative``:
+    prompts whose averaged map is subtracted (method.md §6.3)."""
     images, labels, attrs = data["images"], data["labels"].long(), data["attrs"]
     train_labels = train["labels"].long()
     out = {}
     for name, (part, tpl) in RELEVANCE_PROMPTS.items():
         label = PARTS.index(part) + 1
         gt = labels == label
-        maps = _part_maps(clip, images, attrs, part, tpl, batch)
+        maps = _part_maps(clip, images, attrs, part, tpl, batch, negative)
         at = {t: relevance_iou(maps, gt, t).mean().item() for t in THRESHOLDS}
-        cal = _part_maps(clip, train["images"][:calibration], train["attrs"][:calibration], part, tpl, batch)
+        cal = _part_maps(clip, train["images"][:calibration], train["attrs"][:calibration], part, tpl, batch,
+                         negative)
         cal_gt = train_labels[:calibration] == label
         train_t = max(THRESHOLDS, key=lambda t: relevance_iou(cal, cal_gt, t).mean().item())
         best_t = max(at, key=at.get)
@@ -90,7 +97,7 @@ def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, 
                      "train_threshold": train_t, "iou_best_threshold": round(at[best_t], 4),
                      "best_threshold": best_t, "mean_mask_baseline_iou": round(base, 4),
                      "baseline_threshold": round(thr, 2), "prompt": tpl,
-                     "templates": list(RELEVANCE_TEMPLATES)}
+                     "templates": list(RELEVANCE_TEMPLATES), "negative": list(negative or [])}
     return out
 
 
@@ -106,4 +113,5 @@ def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bo
     return {"zero_shot_accuracy": {k: round(v, 4) for k, v in zero_shot_accuracy(clip, emb, data["attrs"]).items()},
             "text_to_image_top1_among_32": round(retrieval_top1(clip, emb, data["attrs"]), 4),
             "relevance_iou": relevance_scores(clip, data, train),
+            "relevance_iou_negative_skin": relevance_scores(clip, data, train, negative=list(NEGATIVE_SKIN)),
             "eval_images": len(data["images"])}
