@@ -130,6 +130,11 @@ def cmd_edit(a) -> int:
         from .editing.package import strength_ok
         for e in edits:
             e.strength = strength_ok(a.strength)
+    if a.threshold is not None:
+        if not 0.0 <= a.threshold < 1.0:
+            raise InputError(f"--threshold must be in [0, 1), got {a.threshold}")
+        for e in edits:
+            e.threshold = a.threshold
     out = Path(a.out)
     if a.inversion:  # a photo inverted by `lenerf invert`: its ws, camera and (PTI) tuned generator
         from .inversion import Inversion
@@ -223,15 +228,22 @@ def cmd_eval(a) -> int:
         print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
         return 0
     if a.generator != "synthetic":
-        raise InputError("edit evaluation needs ground truth: use --generator synthetic")
+        raise InputError(f"{a.what} evaluation needs ground truth: use --generator synthetic")
     G = load_generator("synthetic")
     if not a.edit:
-        raise InputError("--edit is required for eval edit")
+        raise InputError(f"--edit is required for eval {a.what}")
     edits, infos = _load_edits(a.edit, "cpu")
+    if a.what == "threshold":
+        return _eval_threshold(a, G, edits, infos)
     if a.strength is not None:
         from .editing.package import strength_ok
         for e in edits:
             e.strength = strength_ok(a.strength)
+    if a.threshold is not None:
+        if not 0.0 <= a.threshold < 1.0:
+            raise InputError(f"--threshold must be in [0, 1), got {a.threshold}")
+        for e in edits:
+            e.threshold = a.threshold
     targets = [info.get("eval", {}).get("target", {}) for info in infos]
     parts = [info.get("eval", {}).get("part") for info in infos]
     if not all(parts) or not all(targets):
@@ -239,15 +251,40 @@ def cmd_eval(a) -> int:
                          '{"eval": {"part": "eyes", "target": {"eyes": "blue"}}})')
     metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier())
     metrics["strengths"] = [e.strength for e in edits]
+    metrics["thresholds"] = [e.threshold for e in edits]
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     save_png(sheet, out / "contact_sheet.png")
     print(json.dumps(metrics, indent=1))
     if a.write_metrics and len(a.edit) == 1:
-        key = "synthetic_eval" if a.strength is None else f"synthetic_eval_strength_{a.strength:g}"
+        key = "synthetic_eval" + ("" if a.strength is None else f"_strength_{a.strength:g}") \
+            + ("" if a.threshold is None else f"_threshold_{a.threshold:g}")
         update_metrics(a.edit[0], {key: metrics})
     print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+    return 0
+
+
+def _eval_threshold(a, G, edits, infos) -> int:
+    from .editing.evaluate import threshold_sweep
+    from .editing.package import set_threshold
+    if len(edits) != 1 or not infos[0].get("eval", {}).get("part"):
+        raise InputError("eval threshold takes one edit with eval.part in its edit.json")
+    if a.write_threshold and infos[0].get("module_config", {}).get("deformation"):
+        raise InputError("a geometry edit's threshold is not calibrated by IoU (it does not see where the deformed "
+                         "density goes): measure candidates with eval edit --threshold X instead")
+    sweep = threshold_sweep(G, edits[0], infos[0]["eval"]["part"], heads=a.heads)
+    sweep["threshold_before"] = infos[0].get("threshold")
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "threshold.json").write_text(json.dumps(sweep, indent=1))
+    print(json.dumps(sweep, indent=1))
+    if a.write_threshold:
+        set_threshold(a.edit[0], sweep["best_threshold"], calibration=sweep)
+        stale = "; its stored metrics are now stale: run eval edit --write-metrics" \
+            if sweep["best_threshold"] != sweep["threshold_before"] else ""
+        print(f"set the threshold of {a.edit[0]} to {sweep['best_threshold']} (was {sweep['threshold_before']}){stale}")
+    print(f"wrote {out / 'threshold.json'}")
     return 0
 
 
@@ -316,16 +353,21 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_edit)
 
     v = sub.add_parser("eval", help="measure edits or inversion on the synthetic world (JSON + PNG contact sheet)")
-    v.add_argument("what", choices=["edit", "inversion"])
+    v.add_argument("what", choices=["edit", "inversion", "threshold"],
+                   help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads")
     v.add_argument("--generator", default="synthetic")
     v.add_argument("--edit", action="append", help="repeat to evaluate a sequential edit")
     v.add_argument("--steps", type=int, default=500, help="inversion: projection steps")
     v.add_argument("--preset", choices=["preview", "full"], default="preview", help="inversion: render quality")
     v.add_argument("--device", default="cpu")
-    v.add_argument("--heads", type=int, default=20)
+    v.add_argument("--heads", type=int, default=20, help="held-out heads (threshold: training heads, e.g. 8)")
     v.add_argument("--out", required=True)
     v.add_argument("--strength", type=float, default=None, help="edit strength (default: the edit's own)")
+    v.add_argument("--threshold", type=float, default=None,
+                   help="inference mask threshold in [0, 1) (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
+    v.add_argument("--write-threshold", action="store_true",
+                   help="threshold: store the best threshold (and the sweep) in the edit's edit.json")
     v.set_defaults(func=cmd_eval)
 
     i = sub.add_parser("invert", help="photo -> aligned crop, reconstruction, turntable, inversion package")

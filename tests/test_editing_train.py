@@ -161,3 +161,32 @@ def test_eval_edit_metrics_of_a_shipped_edit(synth):
                             heads=3, classifier=clf, views=views)
     assert off["psnr_out_median"] > 60 and off["identity_rate"] == 1.0 and off["identity_views_rate"] == 1.0
     assert off["target_latent_rate"] < 1.0  # the held-out heads do not all have blue eyes already
+
+
+def test_threshold_sweep_on_training_heads_and_set_threshold(synth, tmp_path, capsys):
+    """The sweep's recall can only fall as the threshold rises; the chosen threshold is the lowest within the
+    tolerance of the best IoU; set_threshold stores it (and refuses nonsense); eval threshold takes one edit."""
+    import shutil
+    from lenerf.cli import main as cli
+    from lenerf.editing.evaluate import threshold_sweep
+    from lenerf.editing.package import set_threshold
+    from lenerf.synthetic.data import EVAL_SEED_BASE
+    edit, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_blue")
+    s = threshold_sweep(synth, edit, "eyes", heads=2, views=[(-0.3, 0.0), (0.3, 0.0)], thresholds=(0.5, 0.8, 0.95))
+    rows = [s["by_threshold"][k] for k in ("0.5", "0.8", "0.95")]
+    assert rows[0]["recall"] >= rows[1]["recall"] >= rows[2]["recall"]
+    assert all(0.0 <= r["iou"] <= min(r["precision"], r["recall"]) + 1e-6 for r in rows)
+    top = max(r["iou"] for r in rows)
+    assert s["best_threshold"] in (0.5, 0.8, 0.95) and s["by_threshold"][f"{s['best_threshold']:g}"]["iou"] >= top - 0.01
+    assert s["head_seeds"][1] < EVAL_SEED_BASE  # calibrated on training heads, never on the held-out ones
+    pkg = tmp_path / "eyes"
+    shutil.copytree(ROOT / "checkpoints" / "edits" / "eyes_blue", pkg, ignore=shutil.ignore_patterns("previews"))
+    set_threshold(pkg, 0.77, calibration=s)
+    e2, info2 = load_edit(pkg)
+    assert e2.threshold == 0.77 and info2["threshold_calibration"]["part"] == "eyes"
+    with pytest.raises(InputError, match="threshold"):
+        set_threshold(pkg, 1.5)
+    assert cli(["eval", "threshold", "--edit", str(pkg), "--edit", str(pkg), "--out", str(tmp_path / "t")]) == 2
+    assert "one edit" in capsys.readouterr().err
+    assert cli(["eval", "edit", "--edit", str(pkg), "--threshold", "1.5", "--out", str(tmp_path / "t")]) == 2
+    assert "--threshold must be in [0, 1)" in capsys.readouterr().err

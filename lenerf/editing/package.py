@@ -9,7 +9,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..errors import CheckpointError, NotAvailableError
+from ..errors import CheckpointError, InputError, NotAvailableError
 from .editor import Edit, EditModules
 
 FORMAT = "lenerf-edit"
@@ -30,6 +30,18 @@ def update_metrics(folder: str | Path, metrics: dict) -> None:
     path = Path(folder) / "edit.json"
     info = json.loads(path.read_text())
     info["metrics"] = {**info.get("metrics", {}), **metrics}
+    path.write_text(json.dumps(info, indent=1))
+
+
+def set_threshold(folder: str | Path, threshold: float, calibration: dict | None = None) -> None:
+    """Set an edit package's inference mask threshold (``calibration``: how it was chosen, kept in edit.json)."""
+    if not 0.0 <= threshold < 1.0:
+        raise InputError(f"a mask threshold must be in [0, 1), got {threshold}")
+    path = Path(folder) / "edit.json"
+    info = json.loads(path.read_text())
+    info["threshold"] = float(threshold)
+    if calibration is not None:
+        info["threshold_calibration"] = calibration
     path.write_text(json.dumps(info, indent=1))
 
 
@@ -84,7 +96,6 @@ def push_edit_to_hub(folder: str | Path, repo_id: str, token: str | None = None,
 
 def strength_ok(x: float) -> float:
     if not -1.0 <= float(x) <= 3.0:
-        from ..errors import InputError
         raise InputError(f"edit strength must be between -1 and 3, got {x}")
     return float(x)
 

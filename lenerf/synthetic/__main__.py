@@ -70,7 +70,9 @@ def main(argv=None) -> int:
 
 
 def rebuild_all(skip_clip: bool = False, skip_classifier: bool = False) -> None:
-    """Every file under checkpoints/ that the project trained, in dependency order, then the edit metrics."""
+    """Every file under checkpoints/ that the project trained, in dependency order; each texture edit's inference
+    threshold is calibrated on training heads (``eval threshold``; geometry edits keep their config's), then every
+    edit's metrics are measured on held-out heads."""
     from pathlib import Path
 
     from ..cli import main as cli
@@ -84,6 +86,9 @@ def rebuild_all(skip_clip: bool = False, skip_classifier: bool = False) -> None:
     for cfg in sorted((root / "edits").glob("*.json")):
         out = root / "edits" / cfg.stem
         cli(["train", "--config", str(cfg), "--out", str(out), "--restart", "--device", "cpu"])
+        if not json.loads(cfg.read_text()).get("deformation"):
+            cli(["eval", "threshold", "--edit", str(out), "--heads", "16", "--out", f"runs/threshold/{cfg.stem}",
+                 "--write-threshold"])
         cli(["eval", "edit", "--edit", str(out), "--out", f"runs/eval/{cfg.stem}", "--write-metrics"])
 
 
