@@ -116,6 +116,16 @@ def _load_edits(specs, device):
     return edits, infos
 
 
+def _override(edits, strength: float | None, threshold: float | None) -> None:
+    """--strength / --threshold given on the command line replace each edit's own."""
+    from .editing.package import strength_ok
+    if threshold is not None and not 0.0 <= threshold < 1.0:
+        raise InputError(f"--threshold must be in [0, 1), got {threshold}")
+    for e in edits:
+        e.strength = e.strength if strength is None else strength_ok(strength)
+        e.threshold = e.threshold if threshold is None else threshold
+
+
 def cmd_edit(a) -> int:
     from tqdm import tqdm
 
@@ -126,15 +136,7 @@ def cmd_edit(a) -> int:
     dev = _device(a.device)
     G = load_generator(a.generator, device=dev)
     edits, _ = _load_edits(a.edit, dev)
-    if a.strength is not None:
-        from .editing.package import strength_ok
-        for e in edits:
-            e.strength = strength_ok(a.strength)
-    if a.threshold is not None:
-        if not 0.0 <= a.threshold < 1.0:
-            raise InputError(f"--threshold must be in [0, 1), got {a.threshold}")
-        for e in edits:
-            e.threshold = a.threshold
+    _override(edits, a.strength, a.threshold)
     out = Path(a.out)
     if a.inversion:  # a photo inverted by `lenerf invert`: its ws, camera and (PTI) tuned generator
         from .inversion import Inversion
@@ -235,15 +237,7 @@ def cmd_eval(a) -> int:
     edits, infos = _load_edits(a.edit, "cpu")
     if a.what == "threshold":
         return _eval_threshold(a, G, edits, infos)
-    if a.strength is not None:
-        from .editing.package import strength_ok
-        for e in edits:
-            e.strength = strength_ok(a.strength)
-    if a.threshold is not None:
-        if not 0.0 <= a.threshold < 1.0:
-            raise InputError(f"--threshold must be in [0, 1), got {a.threshold}")
-        for e in edits:
-            e.threshold = a.threshold
+    _override(edits, a.strength, a.threshold)
     targets = [info.get("eval", {}).get("target", {}) for info in infos]
     parts = [info.get("eval", {}).get("part") for info in infos]
     if not all(parts) or not all(targets):
@@ -341,7 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, nargs="+", default=[0])
     e.add_argument("--inversion", default=None, help="an inversion package (from `lenerf invert`) instead of seeds")
     e.add_argument("--out", required=True)
-    e.add_argument("--strength", type=float, default=None)
+    e.add_argument("--strength", type=float, default=None, help="edit strength (default: each edit's own)")
+    e.add_argument("--threshold", type=float, default=None,
+                   help="inference mask threshold in [0, 1) (default: each edit's own)")
     e.add_argument("--truncation", type=float, default=None)
     e.add_argument("--yaw", type=float, default=None, help="default 0 (or the inverted photo's camera)")
     e.add_argument("--pitch", type=float, default=None)
