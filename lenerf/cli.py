@@ -118,12 +118,10 @@ def _load_edits(specs, device):
 
 def _override(edits, strength: float | None, threshold: float | None) -> None:
     """--strength / --threshold given on the command line replace each edit's own."""
-    from .editing.package import strength_ok
-    if threshold is not None and not 0.0 <= threshold < 1.0:
-        raise InputError(f"--threshold must be in [0, 1), got {threshold}")
+    from .editing.package import strength_ok, threshold_ok
     for e in edits:
         e.strength = e.strength if strength is None else strength_ok(strength)
-        e.threshold = e.threshold if threshold is None else threshold
+        e.threshold = e.threshold if threshold is None else threshold_ok(threshold, "--threshold")
 
 
 def cmd_edit(a) -> int:

@@ -36,16 +36,15 @@ def _labels_from_features(probs: torch.Tensor) -> torch.Tensor:
     return torch.where(best > 0.5, idx + 1, torch.zeros_like(idx))
 
 
-def _surface(editor: LocalEditor, ws: torch.Tensor, cams: torch.Tensor, res) -> tuple:
+def _surface(src_field, cams: torch.Tensor, res) -> tuple:
     """Surface points of the source render ``res`` [V, R*R, 3] (expected ray termination), which of them are
-    opaque [V, R*R] and their ground-truth part labels [V, R*R] (0 = none)."""
+    opaque [V, R*R] and their ground-truth part labels [V, R*R] (0 = none) from the source field."""
     v, r = cams.shape[0], res.source_raw.shape[-1]
     o, d = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3), r)
     depth = res.source_depth.reshape(v, -1, 1)
     opaque = (res.opacity.reshape(v, -1) > 0.5) & torch.isfinite(depth[..., 0])
     pts = o + d * depth.nan_to_num(0, 0, 0)
-    feats = editor.G.field(ws).features(pts)
-    return pts, opaque, _labels_from_features(feats[..., 4:])
+    return pts, opaque, _labels_from_features(src_field.features(pts)[..., 4:])
 
 
 def _layer_mask(layer, pts: torch.Tensor) -> torch.Tensor:
@@ -87,8 +86,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
         per_head["psnr_in"].append(psnr(res.edited_raw, res.source_raw, region).mean().item())
         # 3D IoU at surface points
-        pts, opaque, gt_lab = _surface(editor, ws, cams, res)
-        _, _, layers = editor.composite_field(ws)
+        src_field, _, layers = editor.composite_field(ws)
+        pts, opaque, gt_lab = _surface(src_field, cams, res)
         ious = []
         for k, layer in enumerate(layers):
             pred = (_layer_mask(layer, pts) > 0.5) & opaque
@@ -149,9 +148,10 @@ def threshold_sweep(G: SyntheticHeads, edit: Edit, part: str, heads: int = 8,
     for h in range(heads):
         ws = latents(G, [seed_base + h]).expand(v, -1, -1).contiguous()
         res = editor.render(ws, cams, preset="full", generator=torch.Generator().manual_seed(h))
-        pts, opaque, gt_lab = _surface(editor, ws, cams, res)
+        src_field, _, layers = editor.composite_field(ws)
+        pts, opaque, gt_lab = _surface(src_field, cams, res)
         gt = (gt_lab == pid) & opaque
-        m = _layer_mask(editor.composite_field(ws)[2][0], pts)
+        m = _layer_mask(layers[0], pts)
         for t in thresholds:
             pred = (m > t) & opaque
             inter = (pred & gt).sum().item()

@@ -35,11 +35,9 @@ def update_metrics(folder: str | Path, metrics: dict) -> None:
 
 def set_threshold(folder: str | Path, threshold: float, calibration: dict | None = None) -> None:
     """Set an edit package's inference mask threshold (``calibration``: how it was chosen, kept in edit.json)."""
-    if not 0.0 <= threshold < 1.0:
-        raise InputError(f"a mask threshold must be in [0, 1), got {threshold}")
     path = Path(folder) / "edit.json"
     info = json.loads(path.read_text())
-    info["threshold"] = float(threshold)
+    info["threshold"] = threshold_ok(threshold)
     if calibration is not None:
         info["threshold_calibration"] = calibration
     path.write_text(json.dumps(info, indent=1))
@@ -92,6 +90,12 @@ def push_edit_to_hub(folder: str | Path, repo_id: str, token: str | None = None,
     info = api.upload_folder(folder_path=str(folder), repo_id=repo_id,
                              allow_patterns=["edit.json", "modules.safetensors", "*.png", "README.md"])
     return str(getattr(info, "commit_url", info))
+
+
+def threshold_ok(x: float, name: str = "a mask threshold") -> float:
+    if not 0.0 <= float(x) < 1.0:
+        raise InputError(f"{name} must be in [0, 1), got {x}")
+    return float(x)
 
 
 def strength_ok(x: float) -> float:
