@@ -140,6 +140,41 @@ def bench_synthetic(repeats: int = 5) -> dict:
     return result
 
 
+def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
+    """ms per ``relevance_maps`` call on a training batch (4 renders of 64^2, MiniCLIP): the mask prompt alone,
+    with the seven negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts."""
+    from .clip import load_clip, relevance_maps
+    from .pipeline import latent_from_seed
+    from .synthetic import SyntheticHeads
+    from .synthetic.data import render_batch
+    G = SyntheticHeads()
+    clip = load_clip("miniclip")
+    ws = torch.cat([latent_from_seed(G, s) for s in range(4)])
+    cams = torch.cat([G.camera(0.2 * i - 0.3, 0.1) for i in range(4)])
+    images = render_batch(G, ws, cams, 64)[0]
+    prompts = G.expand_prompt("eyes")
+    negative = ["a red nose", "a blue nose", "a yellow nose", "red lips", "pink lips", "purple lips", "green lips"]
+    cases = {"mask prompt": {}, "+ 7 negative prompts": {"negative": negative},
+             "+ 7 negative, 5 shifts": {"negative": negative, "shift_px": 2, "shifts": 5},
+             "+ 7 negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9}}
+    rows = {}
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for name, kw in cases.items():
+            median, runs = _time(lambda: relevance_maps(clip, images, prompts, size=64, select="best", **kw), repeats,
+                                 lambda: None)
+            rows[name] = {"ms_per_call": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
+    finally:
+        torch.set_num_threads(before)
+    result = {"device": f"cpu ({platform.processor() or platform.machine()})", "torch": torch.__version__,
+              "threads": threads, "batch": 4, "resolution": 64, "results": rows}
+    print(f"relevance maps, MiniCLIP, batch 4 x 64^2, {threads} threads, torch {result['torch']}")
+    for name, r in rows.items():
+        print(f"{name:<26} {r['ms_per_call']:>8.1f} ms/call")
+    return result
+
+
 def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
               train_steps: int | None = None) -> dict:
     """Latency of the app as a user sees it: ``python app.py`` is started on a local port (synthetic world, a fresh

@@ -59,7 +59,7 @@ def cmd_render(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench_app, bench_inversion, bench_render, bench_synthetic
+    from .bench import bench_app, bench_inversion, bench_relevance, bench_render, bench_synthetic
     if a.what == "inversion":
         result = bench_inversion(steps=3 if a.quick else 10)
         if a.json == "outputs/bench_render.json":
@@ -69,6 +69,10 @@ def cmd_bench(a) -> int:
                            train_steps=a.train_steps)
         if a.json == "outputs/bench_render.json":
             a.json = "outputs/bench_app.json"
+    elif a.what == "relevance":
+        result = bench_relevance(repeats=1 if a.quick else max(a.repeats, 3), threads=a.threads or 2)
+        if a.json == "outputs/bench_render.json":
+            a.json = "outputs/bench_relevance.json"
     elif a.what == "synthetic":
         result = bench_synthetic(repeats=1 if a.quick else max(a.repeats, 3))
         if a.json == "outputs/bench_render.json":
@@ -384,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_invert)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["render", "synthetic", "app", "inversion"])
+    b.add_argument("what", choices=["render", "synthetic", "relevance", "app", "inversion"])
     b.add_argument("--train-recipe", default=None, help="app: also train this shipped recipe from the UI")
     b.add_argument("--train-steps", type=int, default=None, help="app: steps of that training (default: the recipe's)")
     b.add_argument("--repeats", type=int, default=3)

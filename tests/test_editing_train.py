@@ -73,6 +73,12 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(steps=0), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="save_every must be >= 1"):
         train_edit(synth, _cfg(save_every=0), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="relevance_shifts 5 or 9"):
+        train_edit(synth, _cfg(relevance_shift_px=1, relevance_shifts=4), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="relevance_shift_px must be in"):
+        train_edit(synth, _cfg(relevance_shift_px=12), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="source_prompt_select"):
+        train_edit(synth, _cfg(source_prompt_select="max"), tmp_path / "x", progress=False)
 
 
 def test_train_cli_writes_a_package(tmp_path):

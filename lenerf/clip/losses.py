@@ -50,18 +50,28 @@ def normalize(clip: ClipModel, x01: Tensor) -> Tensor:
 
 
 def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: list[str], source_prompts: list[str],
-              kind: str = "dir_nce", augmentations: int = 4, gen: torch.Generator | None = None) -> Tensor:
+              kind: str = "dir_nce", augmentations: int = 4, gen: torch.Generator | None = None,
+              source_select: str = "mean") -> Tensor:
     """CLIP loss of an edited image against its source, images [N, 3, H, W] in [-1, 1].
 
     kind: ``dir_nce`` (the paper's directional contrastive loss), ``dir_diff`` (plain directional) or ``default``
     (1 - cos to the edit text). Averaged over the plain pass and ``augmentations`` augmented passes of the edited
     image; the source is never augmented. Raw (unnormalised) embeddings as in the official code.
+    source_select: the text direction starts from the mean of the source prompts (``"mean"``, official) or, per
+    image, from the source prompt CLIP finds closest to that source image (``"best"``: "green eyes" -> "blue
+    eyes" for a green-eyed head, "brown eyes" -> "blue eyes" for a brown-eyed one).
     """
+    if source_select not in ("mean", "best"):
+        raise ValueError(f"source_select must be 'mean' or 'best', got {source_select!r}")
     m = clip.model
     with torch.no_grad():
         t = m.encode_text(clip.tokenize(edit_prompts)).mean(0, keepdim=True)
         u = m.encode_text(clip.tokenize(source_prompts))  # [K, D]
         e_s = m.encode_image(clip.preprocess(source))
+        if source_select == "best":  # [N, D]: each image's own source prompt
+            u_dir = u[(F.normalize(e_s, dim=-1) @ F.normalize(u, dim=-1).T).argmax(1)]
+        else:
+            u_dir = u.mean(0, keepdim=True)
     x01 = (edited + 1) / 2
     total = 0.0
     for a in range(augmentations + 1):
@@ -73,7 +83,7 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
             loss = (1 - F.cosine_similarity(e, t.expand_as(e), dim=-1)).mean()
         else:
             q = e - e_s
-            p1 = (t - u.mean(0, keepdim=True)).expand_as(q)
+            p1 = (t - u_dir).expand_as(q)
             p2 = t - e_s
             if kind == "dir_diff":
                 loss = 2 - F.cosine_similarity(q, p1, dim=-1).mean() - F.cosine_similarity(q, p2, dim=-1).mean()

@@ -13,11 +13,16 @@ from torch import Tensor
 from .models import ClipModel
 
 
-def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True) -> tuple[Tensor, Tensor]:
+def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True,
+                               cls_only: bool = False) -> tuple[Tensor, Tensor]:
     """Image features [B, D] of an open_clip ``VisionTransformer`` and the attention probabilities of its last
     block [B, heads, n, n]. ``leaf=True`` detaches the probabilities into a leaf (relevance maps differentiate
-    w.r.t. them); ``leaf=False`` keeps them in the graph (training regularisers)."""
+    w.r.t. them); ``leaf=False`` keeps them in the graph (training regularisers). ``cls_only``: the last block
+    is run for the CLS query alone and the probabilities are its row, [B, heads, 1, n] (exact when the model
+    pools the CLS token, see :func:`pools_cls_token`; the features then cost 1/n of the last block's queries)."""
     v = visual
+    if cls_only and not pools_cls_token(v):
+        raise ValueError("cls_only needs a model that pools the CLS token")
     x = v._embeds(pixels)
     blocks = v.transformer.resblocks
     if not getattr(v.transformer, "batch_first", True):
@@ -30,11 +35,13 @@ def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True) -> tup
     b, n, d = h.shape
     heads = attn.num_heads
     q, k, val = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-    q, k, val = (t.reshape(b, n, heads, d // heads).transpose(1, 2) for t in (q, k, val))
+    if cls_only:  # only the CLS token reaches the pooled features: keep its query (and residual) alone
+        q, x = q[:, :1], x[:, :1]
+    q, k, val = (t.reshape(b, -1, heads, d // heads).transpose(1, 2) for t in (q, k, val))
     probs = torch.softmax(q @ k.transpose(-1, -2) * (d // heads) ** -0.5, dim=-1)
     if leaf:
         probs = probs.detach().requires_grad_(True)  # [B, heads, n, n], the leaf we differentiate w.r.t.
-    out = (probs @ val).transpose(1, 2).reshape(b, n, d)
+    out = (probs @ val).transpose(1, 2).reshape(b, -1, d)
     x = x + last.ls_1(attn.out_proj(out))
     x = x + last.ls_2(last.mlp(last.ln_2(x)))
     pooled, _ = v._pool(x)
@@ -43,9 +50,14 @@ def encode_with_last_attention(visual, pixels: Tensor, leaf: bool = True) -> tup
     return pooled, probs
 
 
+def pools_cls_token(visual) -> bool:
+    """Whether an open_clip ``VisionTransformer``'s image features come from the CLS token alone."""
+    return getattr(visual, "attn_pool", None) is None and getattr(visual, "pool_type", "tok") == "tok"
+
+
 def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[list[str]], size: int | None = None,
                    per_image: bool = True, negative: list[str] | None = None, select: str = "mean",
-                   templates: list[str] | None = None) -> Tensor:
+                   templates: list[str] | None = None, shift_px: int = 0, shifts: int = 5) -> Tensor:
     """Relevance of a prompt in each image, in [0, 1]: [N, 1, size, size] (no gradient).
 
     Args:
@@ -58,6 +70,10 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
             CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes").
         templates: phrasings of each (selected) prompt whose maps are averaged, e.g. ``["{}", "a face with {}"]``
             (method.md §6.3: several prompts are averaged).
+        shift_px: average every map over copies of the image translated by +-shift_px pixels (edges replicated;
+            each map is shifted back before averaging). A ViT's map is only as fine as its patch grid; shifts of a
+            fraction of a patch give the average a finer, better-placed edge (test-time translation).
+        shifts: how many translations with shift_px > 0: 5 (centre and the four diagonals) or 9 (3 x 3 grid).
     """
     size = size or images.shape[-1]
     n = images.shape[0]
@@ -69,17 +85,14 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
     if templates:
         per = [[t.format(p) for p in ps for t in templates] for ps in per]
 
-    def one(prompt_sets) -> Tensor:
-        k = max(len(p) for p in prompt_sets)
-        maps = []
-        for j in range(k):
-            texts = [p[j % len(p)] for p in prompt_sets]
-            maps.append(_raw_map(clip, images, texts, size))
-        return torch.stack(maps).mean(0)
-
-    r = _normalize(one(per), per_image)
-    if negative:
-        r = _normalize(r - _normalize(one([list(negative)] * n), per_image), per_image)
+    # one text set per map (one text per image): the mask prompts' k phrasings, then every negative prompt; all
+    # maps come from one pass of the images through CLIP
+    pos = [[p[j % len(p)] for p in per] for j in range(max(len(p) for p in per))]
+    neg = [[q] * n for q in negative or []]
+    maps = _shifted_maps(clip, images, pos + neg, size, _offsets(shift_px, shifts))
+    r = _normalize(maps[:len(pos)].mean(0), per_image)
+    if neg:
+        r = _normalize(r - _normalize(maps[len(pos):].mean(0), per_image), per_image)
     return r
 
 
@@ -93,19 +106,62 @@ def _best_prompts(clip: ClipModel, images: Tensor, per: list[list[str]]) -> list
     return out
 
 
-def _raw_map(clip: ClipModel, images: Tensor, texts: list[str], size: int) -> Tensor:
+def _offsets(shift_px: int, shifts: int) -> list[tuple[int, int]]:
+    if shift_px < 0:
+        raise ValueError(f"shift_px must be >= 0, got {shift_px}")
+    if not shift_px:
+        return [(0, 0)]
+    d = shift_px
+    if shifts == 5:
+        return [(0, 0), (d, d), (-d, -d), (d, -d), (-d, d)]
+    if shifts == 9:
+        return [(a, b) for a in (-d, 0, d) for b in (-d, 0, d)]
+    raise ValueError(f"shifts must be 5 or 9, got {shifts}")
+
+
+def _shifted_maps(clip: ClipModel, images: Tensor, text_sets: list[list[str]], size: int,
+                  offsets: list[tuple[int, int]]) -> Tensor:
+    """Raw maps [K, N, 1, size, size] of K text sets (one text per image each), averaged over the translated
+    copies of the images (one batch of len(offsets) x N images through CLIP)."""
+    if offsets == [(0, 0)]:
+        return _raw_maps(clip, images, text_sets, size)
+    n, _, h, w = images.shape
+    s, t = max(max(abs(a), abs(b)) for a, b in offsets), len(offsets)
+    padded = F.pad(images, (s, s, s, s), mode="replicate")
+    # copy k shows the image moved by (-dy, -dx): its pixel (i, j) is the image's (i + dy, j + dx)
+    crops = torch.cat([padded[..., s + dy:s + dy + h, s + dx:s + dx + w] for dy, dx in offsets])
+    maps = _raw_maps(clip, crops, [list(texts) * t for texts in text_sets], w)  # [K, T*N, 1, h, w]
+    maps = F.pad(maps.flatten(0, 1), (s, s, s, s), mode="replicate").reshape(len(text_sets), t, n, 1, h + 2 * s,
+                                                                            w + 2 * s)
+    back = torch.stack([maps[:, k, ..., s - dy:s - dy + h, s - dx:s - dx + w] for k, (dy, dx) in enumerate(offsets)],
+                       1).mean(1)
+    return back if size == w else F.interpolate(back.flatten(0, 1), size=(size, size), mode="bilinear",
+                                                align_corners=False).reshape(len(text_sets), n, 1, size, size)
+
+
+def _raw_maps(clip: ClipModel, images: Tensor, text_sets: list[list[str]], size: int) -> Tensor:
+    """Gradient-weighted last-block attention of the CLS token, [K, N, 1, size, size], for K text sets of one
+    text per image. The image goes through CLIP once; each text set costs one backward through the last block."""
+    texts = sorted({t for ts in text_sets for t in ts})
+    with torch.no_grad():
+        txt = F.normalize(clip.model.encode_text(clip.tokenize(texts)), dim=-1)
+    row = {t: i for i, t in enumerate(texts)}
+    maps = []
     with torch.enable_grad():
         pixels = clip.preprocess(images.detach())
-        img, probs = encode_with_last_attention(clip.model.visual, pixels)
-        with torch.no_grad():
-            txt = F.normalize(clip.model.encode_text(clip.tokenize(texts)), dim=-1)
-        logits = clip.model.logit_scale.exp() * (F.normalize(img, dim=-1) * txt).sum(-1)
-        grad, = torch.autograd.grad(logits.sum(), probs)
-    cam = (grad * probs).clamp_min(0).mean(1)  # [B, n, n]
-    rel = torch.eye(cam.shape[-1], device=cam.device) + cam
-    row = rel[:, 0, 1:]
-    g = int(round(row.shape[-1] ** 0.5))
-    return F.interpolate(row.reshape(-1, 1, g, g), size=(size, size), mode="bilinear", align_corners=False).detach()
+        visual = clip.model.visual
+        img, probs = encode_with_last_attention(visual, pixels, cls_only=pools_cls_token(visual))
+        img = F.normalize(img, dim=-1)
+        for j, ts in enumerate(text_sets):
+            t = txt[torch.tensor([row[x] for x in ts], device=txt.device)]
+            logits = clip.model.logit_scale.exp() * (img * t).sum(-1)
+            grad, = torch.autograd.grad(logits.sum(), probs, retain_graph=j < len(text_sets) - 1)
+            # relevance = identity + gradient-weighted attention, averaged over heads; its CLS row, patches only
+            cam = (grad[:, :, 0] * probs[:, :, 0]).clamp_min(0).mean(1)  # [B, n]
+            g = int(round((cam.shape[-1] - 1) ** 0.5))
+            maps.append(F.interpolate(cam[:, 1:].reshape(-1, 1, g, g), size=(size, size), mode="bilinear",
+                                      align_corners=False).detach())
+    return torch.stack(maps)
 
 
 def _normalize(r: Tensor, per_image: bool) -> Tensor:

@@ -45,6 +45,9 @@ class EditConfig:
     clip_pretrained: str | None = None
     extra_edit_prompts: list[str] = field(default_factory=list)
     source_prompts: list[str] = field(default_factory=lambda: ["a face"])
+    #: the CLIP direction starts from the mean of source_prompts ("mean", official) or from each source image's
+    #: closest source prompt ("best")
+    source_prompt_select: str = "mean"
     negative_mask_prompts: list[str] = field(default_factory=list)
     #: several (expanded) mask prompts: "mean" of their relevance maps (official) or the "best"-matching one per image
     mask_prompt_select: str = "mean"
@@ -82,6 +85,11 @@ class EditConfig:
     relevance_quantile: float | None = None
     #: with relevance_quantile: binary pseudo-labels (the top 1 - q of each map = the part, the rest not)
     relevance_binarize: bool = False
+    #: average the relevance maps over copies of the render translated by +-this many pixels (0 = off): the maps
+    #: are only as fine as CLIP's patch grid, shifts by a fraction of a patch sharpen the pseudo-labels' edges
+    relevance_shift_px: int = 0
+    #: number of translations with relevance_shift_px: 5 (centre + diagonals) or 9 (3 x 3 grid)
+    relevance_shifts: int = 5
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
@@ -128,6 +136,11 @@ class EditConfig:
             raise InputError(f"mask_stride must divide the resolution ({self.resolution}), got {self.mask_stride}")
         if self.afn_warmup and not self.use_mask:
             raise InputError("afn_warmup needs the attention field (use_mask)")
+        if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
+            raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
+                             f"got {self.relevance_shift_px} and {self.relevance_shifts}")
+        if self.source_prompt_select not in ("mean", "best"):
+            raise InputError(f"source_prompt_select must be 'mean' or 'best', got {self.source_prompt_select!r}")
         if self.batch < 1 or self.views < 1:
             raise InputError("batch and views must be >= 1")
         if self.save_every < 1 or self.preview_every < 0:
@@ -169,7 +182,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     def relevance(images: torch.Tensor) -> torch.Tensor:  # 2D relevance of the mask prompt, [N, 1, R, R] in [0, 1]
         return relevance_maps(clip, images, mask_prompts, size=cfg.resolution,
                               negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
-                              templates=cfg.mask_prompt_templates or None)
+                              templates=cfg.mask_prompt_templates or None, shift_px=cfg.relevance_shift_px,
+                              shifts=cfg.relevance_shifts)
 
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
@@ -291,7 +305,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                                       sigma.reshape(n, -1, s_count, 1), src.sample_depths)
                 edited = G.images(comp * 2 - 1, ws, preset, res)[0]
                 l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
-                                   cfg.augmentations, gen)
+                                   cfg.augmentations, gen, cfg.source_prompt_select)
                 l_ws = delta.norm(dim=-1).mean()
                 loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
                 opt_m.zero_grad(set_to_none=True)

@@ -25,6 +25,9 @@ RELEVANCE_TEMPLATES = ("{}", "a face with {}")
 #: negative prompts (method.md §6.3) of the variant ``relevance_iou_negative_skin``: the skin phrases, whose map is
 #: subtracted (the shipped hair edits use them: the hair map otherwise reaches the forehead)
 NEGATIVE_SKIN = ("light skin", "tan skin", "dark skin")
+#: eval-clip also scores maps averaged over a 3 x 3 grid of translations by half a MiniCLIP patch (4 px patches,
+#: 64 px renders): the sub-patch shift the pseudo-labels of the shipped edits use
+RELEVANCE_SHIFT_PX = 2
 
 
 def full_caption(names: dict[str, str]) -> str:
@@ -65,30 +68,32 @@ def retrieval_top1(clip: ClipModel, img_emb: torch.Tensor, attrs: torch.Tensor, 
 
 
 def _part_maps(clip: ClipModel, images: torch.Tensor, attrs: torch.Tensor, part: str, tpl: str,
-               batch: int, negative: list[str] | None = None) -> torch.Tensor:
+               batch: int, negative: list[str] | None = None, shift_px: int = 0) -> torch.Tensor:
     col = ATTR_KEYS.index(part)
     return torch.cat([relevance_maps(clip, to_float(images[a:a + batch]),
                                      [[tpl.format(ATTRIBUTES[part][int(r[col])])] for r in attrs[a:a + batch]],
-                                     templates=list(RELEVANCE_TEMPLATES), negative=negative)
+                                     templates=list(RELEVANCE_TEMPLATES), negative=negative, shift_px=shift_px,
+                                     shifts=9)
                       for a in range(0, len(images), batch)])
 
 
 def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, calibration: int = 320,
-                     negative: list[str] | None = None) -> dict:
+                     negative: list[str] | None = None, shift_px: int = 0) -> dict:
     """Relevance-map IoU per part on the held-out ``data``: at threshold 0.5 (the sign of the pseudo-label 2R - 1),
     at the threshold that is best on ``calibration`` training renders (an honest tuned threshold), and at the
     held-out oracle threshold; with the mean-ground-truth-mask baseline (at its oracle threshold). ``negative``:
-    prompts whose averaged map is subtracted (method.md §6.3)."""
+    prompts whose averaged map is subtracted (method.md §6.3); ``shift_px``: maps averaged over a 3 x 3 grid of
+    image translations by that many pixels (``relevance_maps``)."""
     images, labels, attrs = data["images"], data["labels"].long(), data["attrs"]
     train_labels = train["labels"].long()
     out = {}
     for name, (part, tpl) in RELEVANCE_PROMPTS.items():
         label = PARTS.index(part) + 1
         gt = labels == label
-        maps = _part_maps(clip, images, attrs, part, tpl, batch, negative)
+        maps = _part_maps(clip, images, attrs, part, tpl, batch, negative, shift_px)
         at = {t: relevance_iou(maps, gt, t).mean().item() for t in THRESHOLDS}
         cal = _part_maps(clip, train["images"][:calibration], train["attrs"][:calibration], part, tpl, batch,
-                         negative)
+                         negative, shift_px)
         cal_gt = train_labels[:calibration] == label
         train_t = max(THRESHOLDS, key=lambda t: relevance_iou(cal, cal_gt, t).mean().item())
         best_t = max(at, key=at.get)
@@ -97,7 +102,8 @@ def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, 
                      "train_threshold": train_t, "iou_best_threshold": round(at[best_t], 4),
                      "best_threshold": best_t, "mean_mask_baseline_iou": round(base, 4),
                      "baseline_threshold": round(thr, 2), "prompt": tpl,
-                     "templates": list(RELEVANCE_TEMPLATES), "negative": list(negative or [])}
+                     "templates": list(RELEVANCE_TEMPLATES), "negative": list(negative or []),
+                     "shift_px": shift_px}
     return out
 
 
@@ -114,4 +120,5 @@ def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bo
             "text_to_image_top1_among_32": round(retrieval_top1(clip, emb, data["attrs"]), 4),
             "relevance_iou": relevance_scores(clip, data, train),
             "relevance_iou_negative_skin": relevance_scores(clip, data, train, negative=list(NEGATIVE_SKIN)),
+            "relevance_iou_shifted": relevance_scores(clip, data, train, shift_px=RELEVANCE_SHIFT_PX),
             "eval_images": len(data["images"])}
