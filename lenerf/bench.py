@@ -142,8 +142,11 @@ def bench_synthetic(repeats: int = 5) -> dict:
 
 def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
     """ms per ``relevance_maps`` call on a training batch (4 renders of 64^2, MiniCLIP): the mask prompt alone,
-    with the seven negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts."""
+    with the negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts."""
+    import json
+
     from .clip import load_clip, relevance_maps
+    from .hub import ROOT
     from .pipeline import latent_from_seed
     from .synthetic import SyntheticHeads
     from .synthetic.data import render_batch
@@ -153,10 +156,11 @@ def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
     cams = torch.cat([G.camera(0.2 * i - 0.3, 0.1) for i in range(4)])
     images = render_batch(G, ws, cams, 64)[0]
     prompts = G.expand_prompt("eyes")
-    negative = ["a red nose", "a blue nose", "a yellow nose", "red lips", "pink lips", "purple lips", "green lips"]
-    cases = {"mask prompt": {}, "+ 7 negative prompts": {"negative": negative},
-             "+ 7 negative, 5 shifts": {"negative": negative, "shift_px": 2, "shifts": 5},
-             "+ 7 negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9}}
+    negative = json.loads((ROOT / "checkpoints" / "edits" / "eyes_blue.json").read_text())["negative_mask_prompts"]
+    k = len(negative)
+    cases = {"mask prompt": {}, f"+ {k} negative prompts": {"negative": negative},
+             f"+ {k} negative, 5 shifts": {"negative": negative, "shift_px": 2, "shifts": 5},
+             f"+ {k} negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9}}
     rows = {}
     before = torch.get_num_threads()
     try:
