@@ -74,6 +74,27 @@ def test_rendering_is_differentiable_in_ws(G):
     assert ws.grad is not None and ws.grad.abs().sum() > 0
 
 
+def test_colour_past_its_bound_gets_only_the_gradient_back_inside(G):
+    """A latent whose eye colour is decoded past [0, 1] renders the clamped colour; a loss asking for "more" of
+    the saturated channel sends no gradient (it would grow the latent for nothing), one asking for less does."""
+    from lenerf.synthetic.world import _SLOT
+    ws = latents(G, [3])
+    a = G.decode_code(ws[:, 8:].mean(1))
+    a[:, _SLOT["eyes"]] = torch.tensor([0.5, -0.4, 1.6])  # green below 0, blue above 1
+    ws = G.encode(a).unsqueeze(1).repeat(1, G.num_ws, 1).requires_grad_(True)
+    eye = G.params(ws).colors["eyes"]
+    assert torch.allclose(eye.detach(), torch.tensor([[0.5, 0.0, 1.0]]))
+    for sign, moved in ((1.0, False), (-1.0, True)):  # descent on -colour pushes green/blue up, on +colour down
+        ws.grad = None
+        (sign * G.params(ws).colors["eyes"]).sum().backward()
+        g = G.decode_code(ws.grad[:, 8:].sum(1))[0, _SLOT["eyes"]]
+        assert g[0].abs() > 0.1  # inside the range: the gradient flows in both directions
+        # green (below 0): a loss decreasing with it (sign -1) pulls it up -> inward; sign +1 would push it down
+        assert (g[1].abs() > 0.1) == moved
+        # blue (above 1): sign +1 pulls it down -> inward; sign -1 would push it further up
+        assert (g[2].abs() > 0.1) == (not moved)
+
+
 def test_view_consistency_and_background(G):
     ws = latent_from_seed(G, 11)
     a = render_view(G, ws, 0.0, 0.0, preset="full").raw["image_opacity"]

@@ -81,10 +81,29 @@ def _ellipsoid(p: Tensor, center, radii) -> Tensor:
     return (k - 1) * radii.amin(dim=-1)
 
 
+class _InwardClamp(torch.autograd.Function):
+    """Clamp in the forward pass; in the backward pass a value past a bound gets only the gradient that moves it
+    back inside (a descent step ``x -= lr * g`` towards the range), never the one that pushes it further out."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, lo: float, hi: float) -> Tensor:
+        ctx.save_for_backward(x)
+        ctx.lo, ctx.hi = lo, hi
+        return x.clamp(lo, hi)
+
+    @staticmethod
+    def backward(ctx, g: Tensor):
+        x, = ctx.saved_tensors
+        outward = ((x > ctx.hi) & (g < 0)) | ((x < ctx.lo) & (g > 0))
+        return g.masked_fill(outward, 0), None, None
+
+
 def _clamp(x: Tensor, lo: float, hi: float) -> Tensor:
-    """Clamp in the forward pass, identity in the backward pass (straight-through): a parameter pushed past a bound
-    by an optimiser (inversion, an edit's mapper) still gets the gradient that brings it back."""
-    return x + (x.clamp(lo, hi) - x).detach()
+    """Clamp a decoded parameter to its range. Inside the range the gradient is the identity. Past a bound the
+    gradient that brings the value back still flows (an optimiser - inversion, an edit's mapper - that overshot
+    can return), but the one that pushes it further out is dropped: the clamped output no longer changes, and a
+    loss that keeps asking for "more" (CLIP: ever bluer eyes) would otherwise grow the latent without bound."""
+    return _InwardClamp.apply(x, lo, hi)
 
 
 def _sig(x: Tensor) -> Tensor:
