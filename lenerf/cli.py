@@ -239,6 +239,8 @@ def cmd_eval(a) -> int:
     edits, infos = _load_edits(a.edit, "cpu")
     if a.what == "threshold":
         return _eval_threshold(a, G, edits, infos)
+    if a.what == "mapper":
+        return _eval_mapper(a, G, edits, infos)
     _override(edits, a.strength, a.threshold)
     targets = [info.get("eval", {}).get("target", {}) for info in infos]
     parts = [info.get("eval", {}).get("part") for info in infos]
@@ -258,6 +260,23 @@ def cmd_eval(a) -> int:
             + ("" if a.threshold is None else f"_threshold_{a.threshold:g}")
         update_metrics(a.edit[0], {key: metrics})
     print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+    return 0
+
+
+def _eval_mapper(a, G, edits, infos) -> int:
+    from .editing.evaluate import mapper_table
+    from .synthetic.world import ATTRIBUTES
+    ev = infos[0].get("eval", {}) if len(edits) == 1 else {}
+    if not ev.get("part") or not ev.get("target"):
+        raise InputError("eval mapper takes one edit with eval.part and eval.target in its edit.json")
+    if ev["part"] not in ATTRIBUTES or ev["part"] == "hair_length":
+        raise InputError(f"eval mapper reads colours: {ev['part']!r} is not a colour part")
+    table = mapper_table(G, edits[0], ev["part"], ev["target"], heads=a.heads, strength=a.strength)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "mapper.json").write_text(json.dumps(table, indent=1))
+    print(json.dumps(table, indent=1))
+    print(f"wrote {out / 'mapper.json'}")
     return 0
 
 
@@ -351,8 +370,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_edit)
 
     v = sub.add_parser("eval", help="measure edits or inversion on the synthetic world (JSON + PNG contact sheet)")
-    v.add_argument("what", choices=["edit", "inversion", "threshold"],
-                   help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads")
+    v.add_argument("what", choices=["edit", "inversion", "threshold", "mapper"],
+                   help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads; "
+                        "mapper: per source colour, the colour of the raw target latents (no rendering)")
     v.add_argument("--generator", default="synthetic")
     v.add_argument("--edit", action="append", help="repeat to evaluate a sequential edit")
     v.add_argument("--steps", type=int, default=500, help="inversion: projection steps")

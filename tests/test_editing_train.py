@@ -196,3 +196,33 @@ def test_threshold_sweep_on_training_heads_and_set_threshold(synth, tmp_path, ca
     assert "one edit" in capsys.readouterr().err
     assert cli(["eval", "edit", "--edit", str(pkg), "--threshold", "1.5", "--out", str(tmp_path / "t")]) == 2
     assert "--threshold must be in [0, 1)" in capsys.readouterr().err
+
+
+def test_mapper_table_of_the_shipped_eyes_edit(synth, tmp_path, capsys):
+    """eval mapper reads the raw target latents by the world's truth: the shipped eyes mapper turns brown and green
+    eyes blue and does it per head (green eyes lose green that brown eyes gain), with a bounded residual; at strength
+    0 the target is the source. It refuses a geometry target part and a sequence of edits."""
+    import dataclasses
+    from lenerf.cli import main as cli
+    from lenerf.editing.evaluate import mapper_table
+    edit, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_blue")
+    t = mapper_table(synth, edit, "eyes", {"eyes": "blue"}, heads=40)
+    rows = t["by_source_class"]
+    assert set(rows) == {"brown", "blue", "green"} and sum(r["heads"] for r in rows.values()) == 40
+    assert t["target_rate"] >= 0.9 and t["residual_norm_mean"] < 5
+    for r in rows.values():
+        assert r["target_rgb"][2] > 0.9 and r["target_rgb"][0] < 0.35  # blue up, red down
+    # head-dependent: green eyes end less green than they started, brown ones more green
+    assert rows["green"]["target_rgb"][1] - rows["green"]["source_rgb"][1] < 0.1
+    assert rows["brown"]["target_rgb"][1] - rows["brown"]["source_rgb"][1] > 0.05
+    off = mapper_table(synth, dataclasses.replace(edit, strength=0.0), "eyes", {"eyes": "blue"}, heads=40)
+    assert off["residual_norm_mean"] == 0 and all(r["source_rgb"] == r["target_rgb"] for r in
+                                                   off["by_source_class"].values())
+    assert off["by_source_class"]["blue"]["target_rate"] == 1.0 and off["by_source_class"]["brown"]["target_rate"] == 0
+    with pytest.raises(ValueError, match="colour part"):
+        mapper_table(synth, edit, "hair_length", {"hair_length": "long"})
+    pkg = str(ROOT / "checkpoints" / "edits" / "eyes_blue")
+    assert cli(["eval", "mapper", "--edit", pkg, "--heads", "6", "--out", str(tmp_path / "m")]) == 0
+    assert json.loads((tmp_path / "m" / "mapper.json").read_text())["heads"] == 6
+    assert cli(["eval", "mapper", "--edit", pkg, "--edit", pkg, "--out", str(tmp_path / "m2")]) == 2
+    assert "one edit" in capsys.readouterr().err

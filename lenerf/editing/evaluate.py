@@ -163,3 +163,34 @@ def threshold_sweep(G: SyntheticHeads, edit: Edit, part: str, heads: int = 8,
     best = min(t for t in thresholds if table[f"{t:g}"]["iou"] >= top - tolerance)
     return {"best_threshold": best, "tolerance": tolerance, "by_threshold": table, "heads": heads, "views": v,
             "head_seeds": [seed_base, seed_base + heads - 1], "part": part}
+
+
+@torch.no_grad()
+def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str], heads: int = 200,
+                 seed_base: int = EVAL_SEED_BASE + 70_000, strength: float | None = None) -> dict:
+    """What the mapper does, per source class of ``part``'s attribute, read from the raw target latents
+    ws + strength * mapper(ws) by the world's ground truth (no rendering; the mask and renderer play no part):
+    the mean source and target colour, the spread of the target colour over the heads (a mapper that learnt only a
+    constant shift moves every class by the same amount), and the share of heads whose target latent carries the
+    target value. Colours are the world's RGB in [0, 1]; ``part`` must be a colour part (eyes, hair, lips, ...)."""
+    if part not in ATTRIBUTES or part == "hair_length":
+        raise ValueError(f"mapper_table needs a colour part, got {part!r}")
+    ws = latents(G, range(seed_base, seed_base + heads))
+    wt = edit.target_latent(ws, strength)
+    src, dst = G.attributes(ws), G.attributes(wt)
+    cs, ct = G.params(ws).colors[part], G.params(wt).colors[part]
+    hit = torch.ones(heads, dtype=torch.bool)
+    for k, v in target.items():
+        hit &= dst[k] == ATTRIBUTES[k].index(v)
+    rows = {}
+    for i, name in enumerate(ATTRIBUTES[part]):
+        sel = src[part] == i
+        if not sel.any():
+            continue
+        rows[name] = {"heads": int(sel.sum()), "source_rgb": [round(x, 3) for x in cs[sel].mean(0).tolist()],
+                      "target_rgb": [round(x, 3) for x in ct[sel].mean(0).tolist()],
+                      "target_rgb_std": round(ct[sel].std(0, unbiased=False).mean().item(), 4),
+                      "target_rate": round(hit[sel].float().mean().item(), 4)}
+    return {"part": part, "target": target, "heads": heads, "head_seeds": [seed_base, seed_base + heads - 1],
+            "residual_norm_mean": round((wt - ws).norm(dim=-1).mean().item(), 4),
+            "target_rate": round(hit.float().mean().item(), 4), "by_source_class": rows}
