@@ -265,12 +265,9 @@ def cmd_eval(a) -> int:
 
 def _eval_mapper(a, G, edits, infos) -> int:
     from .editing.evaluate import mapper_table
-    from .synthetic.world import ATTRIBUTES
     ev = infos[0].get("eval", {}) if len(edits) == 1 else {}
     if not ev.get("part") or not ev.get("target"):
         raise InputError("eval mapper takes one edit with eval.part and eval.target in its edit.json")
-    if ev["part"] not in ATTRIBUTES or ev["part"] == "hair_length":
-        raise InputError(f"eval mapper reads colours: {ev['part']!r} is not a colour part")
     table = mapper_table(G, edits[0], ev["part"], ev["target"], heads=a.heads, strength=a.strength)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)

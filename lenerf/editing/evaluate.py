@@ -18,10 +18,11 @@ import dataclasses
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..metrics import dilate, iou, psnr
 from ..rendering import sample_rays
 from ..synthetic.data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, latents
-from ..synthetic.world import ATTRIBUTES, PARTS, SyntheticHeads
+from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PARTS, SyntheticHeads
 from .editor import Edit, LocalEditor
 
 EVAL_VIEWS = [(y, p) for p in (-0.12, 0.12) for y in (-0.45, -0.15, 0.15, 0.45)]  # 8 views
@@ -172,9 +173,9 @@ def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str
     ws + strength * mapper(ws) by the world's ground truth (no rendering; the mask and renderer play no part):
     the mean source and target colour, the spread of the target colour over the heads (a mapper that learnt only a
     constant shift moves every class by the same amount), and the share of heads whose target latent carries the
-    target value. Colours are the world's RGB in [0, 1]; ``part`` must be a colour part (eyes, hair, lips, ...)."""
-    if part not in ATTRIBUTES or part == "hair_length":
-        raise ValueError(f"mapper_table needs a colour part, got {part!r}")
+    target value. Colours are the world's RGB in [0, 1]; ``part`` must be one of ``COLOR_PARTS``."""
+    if part not in COLOR_PARTS:
+        raise InputError(f"eval mapper reads colours: {part!r} is not a colour part ({', '.join(COLOR_PARTS)})")
     ws = latents(G, range(seed_base, seed_base + heads))
     wt = edit.target_latent(ws, strength)
     src, dst = G.attributes(ws), G.attributes(wt)
