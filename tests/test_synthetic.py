@@ -119,3 +119,24 @@ def test_dataset_is_deterministic(G):
     b = make_dataset(3, 2, 50, resolution=32, progress=False, G=G)
     assert torch.equal(a["images"], b["images"]) and torch.equal(a["labels"], b["labels"])
     assert a["images"].shape == (6, 3, 32, 32) and a["attrs"].shape == (6, 6)
+
+
+def test_colour_jitter_moves_only_colours_and_classes_follow_the_nearest_palette_colour(G):
+    ws = latents(G, range(40, 80))
+    moved = G.jitter_colors(ws, 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(moved[:, :8], ws[:, :8])  # geometry rows untouched
+    p0, p1 = G.params(ws), G.params(moved)
+    assert p1.hair_length.equal(p0.hair_length) and p1.nose_l.equal(p0.nose_l)
+    shift = torch.stack([(p1.colors[k] - p0.colors[k]).abs().amax(-1) for k in p0.colors], 1)  # [N, parts]
+    assert shift.max() <= 0.3 + 1e-5 and shift.mean() > 0.03
+    from lenerf.synthetic.world import PALETTES
+    classes = G.attributes(moved)
+    for part in ("eyes", "hair", "lips"):
+        pal = torch.tensor(list(PALETTES[part].values()))
+        assert torch.equal(classes[part], torch.cdist(p1.colors[part], pal).argmin(-1))
+    assert any(not torch.equal(classes[k], G.attributes(ws)[k]) for k in ("eyes", "hair", "lips"))
+    # deterministic per generator seed; a jittered dataset keeps every view of a head in the same colours
+    assert torch.equal(moved, G.jitter_colors(ws, 0.3, torch.Generator().manual_seed(0)))
+    d = make_dataset(3, 2, 50, resolution=32, progress=False, G=G, color_jitter=0.3)
+    assert torch.equal(d["attrs"][0::2], d["attrs"][1::2])
+    assert not torch.equal(d["images"], make_dataset(3, 2, 50, resolution=32, progress=False, G=G)["images"])

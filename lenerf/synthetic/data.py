@@ -37,9 +37,12 @@ def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 
 
 
 def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64, camera_seed: int = 0,
-                 batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None) -> dict[str, Tensor]:
+                 batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None,
+                 color_jitter: float = 0.0) -> dict[str, Tensor]:
     """Render ``views`` random views of heads ``seed_base + i``. Returns uint8 images [M, 3, R, R], int64 attrs
-    [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25]."""
+    [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25].
+    color_jitter > 0 moves every head's colours off the palette (``SyntheticHeads.jitter_colors``, seeded by the
+    head's seed); the attribute classes are then those of the moved colours."""
     G = G or SyntheticHeads()
     seeds = np.repeat(np.arange(seed_base, seed_base + n_heads), views)
     cams = sample_cameras(len(seeds), generator=torch.Generator().manual_seed(camera_seed),
@@ -47,6 +50,9 @@ def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64,
     images, labels, attrs = [], [], []
     for a in tqdm(range(0, len(seeds), batch), desc="rendering", unit="batch", disable=not progress):
         ws = latents(G, seeds[a:a + batch])
+        if color_jitter > 0:
+            ws = torch.cat([G.jitter_colors(w[None], color_jitter, torch.Generator().manual_seed(int(s)))
+                            for w, s in zip(ws, seeds[a:a + batch])])
         img, lab = render_batch(G, ws, cams[a:a + batch], resolution, seed=camera_seed + a)
         images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         labels.append(lab.to(torch.uint8))
@@ -67,6 +73,15 @@ def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
     save_file({k: v.contiguous() for k, v in data.items()}, tmp)
     tmp.replace(path)
     return data
+
+
+def clip_training_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:
+    """MiniCLIP's training renders for a train-clip config (cached in ``work_dir``)."""
+    jitter = cfg.get("color_jitter", 0.0)
+    name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "")
+    return cached_dataset(Path(work_dir) / f"{name}.safetensors", n_heads=cfg["heads"], views=cfg["views"],
+                          seed_base=TRAIN_SEED_BASE, resolution=cfg["resolution"], camera_seed=cfg["seed"],
+                          progress=progress, color_jitter=jitter)
 
 
 def to_float(images_u8: Tensor) -> Tensor:

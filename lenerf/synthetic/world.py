@@ -282,6 +282,21 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         out["hair_length"] = (p.hair_length > 0.5).long()
         return out
 
+    def jitter_colors(self, ws: Tensor, amount: float, generator: torch.Generator | None = None) -> Tensor:
+        """ws [N, 14, 32] with every part colour moved off its palette: per head a scale s ~ U(0, 1), per channel
+        uniform noise in [-s * amount, s * amount], clamped to [0, 1]. The class of a moved colour is still the
+        nearest palette colour (``attributes``), so datasets of such heads teach a model the whole colour space
+        the world decodes, not only the palette (an edit's colours land between palette entries)."""
+        n = ws.shape[0]
+        a = self.decode_code(ws[:, COLOR_ROWS].mean(1))
+        s = torch.rand(n, 1, generator=generator).to(ws) * amount
+        for p in COLOR_PARTS:
+            noise = (torch.rand(n, 3, generator=generator).to(ws) * 2 - 1) * s
+            a[:, _SLOT[p]] = (a[:, _SLOT[p]] + noise).clamp(0, 1)
+        out = ws.clone()
+        out[:, COLOR_ROWS] = self.encode(a).unsqueeze(1)
+        return out
+
     def attribute_names(self, ws: Tensor) -> list[dict[str, str]]:
         idx = self.attributes(ws)
         return [{k: ATTRIBUTES[k][int(v[i])] for k, v in idx.items()} for i in range(ws.shape[0])]
