@@ -247,7 +247,9 @@ def cmd_eval(a) -> int:
     if not all(parts) or not all(targets):
         raise InputError("every edit needs eval.target and eval.part in its edit.json (e.g. "
                          '{"eval": {"part": "eyes", "target": {"eyes": "blue"}}})')
-    metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier())
+    if a.classifier and a.write_metrics:
+        raise InputError("--write-metrics stores the shipped classifier's verdict; drop --classifier to use it")
+    metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier(a.classifier))
     metrics["strengths"] = [e.strength for e in edits]
     metrics["thresholds"] = [e.threshold for e in edits]
     out = Path(a.out)
@@ -381,6 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--threshold", type=float, default=None,
                    help="inference mask threshold in [0, 1) (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
+    v.add_argument("--classifier", default=None,
+                   help="edit: the attribute classifier that judges success (default: the shipped one)")
     v.add_argument("--write-threshold", action="store_true",
                    help="threshold: store the best threshold (and the sweep) in the edit's edit.json")
     v.set_defaults(func=cmd_eval)

@@ -196,6 +196,13 @@ def test_threshold_sweep_on_training_heads_and_set_threshold(synth, tmp_path, ca
     assert "one edit" in capsys.readouterr().err
     assert cli(["eval", "edit", "--edit", str(pkg), "--threshold", "1.5", "--out", str(tmp_path / "t")]) == 2
     assert "--threshold must be in [0, 1)" in capsys.readouterr().err
+    # another judge may be asked, but its verdict is never written into the package
+    assert cli(["eval", "edit", "--edit", str(pkg), "--classifier", str(tmp_path), "--write-metrics",
+                "--out", str(tmp_path / "t")]) == 2
+    assert "shipped classifier" in capsys.readouterr().err
+    assert cli(["eval", "edit", "--edit", str(pkg), "--classifier", str(tmp_path / "none"), "--heads", "1",
+                "--out", str(tmp_path / "t")]) == 2
+    assert "train-classifier" in capsys.readouterr().err
 
 
 def test_mapper_table_of_the_shipped_eyes_edit(synth, tmp_path, capsys):

@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     t.add_argument("--vision-width", type=int, default=None)
     t.add_argument("--vision-head-width", type=int, default=None)
     t.add_argument("--patch-dropout", type=float, default=None)
+    t.add_argument("--color-jitter", type=float, default=None,
+                   help="move the training heads' colours off the palette by up to this much (classes follow)")
     t.add_argument("--attention-entropy", type=float, default=None,
                    help="weight of the CLS-attention entropy bonus in the last block")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
@@ -33,6 +35,8 @@ def main(argv=None) -> int:
     c.add_argument("--out", default="checkpoints/attribute_classifier")
     c.add_argument("--work", default="runs/classifier")
     c.add_argument("--steps", type=int, default=None)
+    c.add_argument("--color-jitter", type=float, default=None,
+                   help="move the training heads' colours off the palette by up to this much (classes follow)")
     r = sub.add_parser("rebuild-all", help="re-create every shipped checkpoint: MiniCLIP, the classifier, the edits")
     r.add_argument("--skip-clip", action="store_true")
     r.add_argument("--skip-classifier", action="store_true")
@@ -44,7 +48,8 @@ def main(argv=None) -> int:
                                              "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
                                              "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
                                              "patch_dropout": a.patch_dropout,
-                                             "attention_entropy": a.attention_entropy}.items() if v is not None}
+                                             "attention_entropy": a.attention_entropy,
+                                             "color_jitter": a.color_jitter}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
@@ -62,7 +67,8 @@ def main(argv=None) -> int:
             card_path.write_text(json.dumps(card, indent=1))
     elif a.cmd == "train-classifier":
         from .classifier import train_classifier
-        card = train_classifier(a.out, a.work, {"steps": a.steps} if a.steps else None)
+        card = train_classifier(a.out, a.work, {k: v for k, v in {"steps": a.steps, "color_jitter": a.color_jitter}
+                                                 .items() if v is not None})
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "rebuild-all":
         rebuild_all(skip_clip=a.skip_clip, skip_classifier=a.skip_classifier)

@@ -8,7 +8,7 @@ import torch
 from ..clip.models import ClipModel
 from ..clip.relevance import relevance_maps
 from ..metrics import mean_mask_baseline, relevance_iou
-from .data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, cached_dataset, to_float
+from .data import ATTR_KEYS, EVAL_SEED_BASE, cached_dataset, clip_training_data, to_float
 from .world import ATTRIBUTES, PARTS
 
 ZERO_SHOT_TEMPLATES = {"skin": "a face with {} skin", "eyes": "a face with {} eyes", "hair": "a face with {} hair",
@@ -112,9 +112,7 @@ def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bo
     data = cached_dataset(work_dir / f"eval_{cfg['eval_heads']}x{cfg['eval_views']}.safetensors",
                           n_heads=cfg["eval_heads"], views=cfg["eval_views"], seed_base=EVAL_SEED_BASE,
                           resolution=cfg["resolution"], camera_seed=10_000 + cfg["seed"], progress=progress)
-    train = cached_dataset(work_dir / f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}.safetensors",
-                           n_heads=cfg["heads"], views=cfg["views"], seed_base=TRAIN_SEED_BASE,
-                           resolution=cfg["resolution"], camera_seed=cfg["seed"], progress=progress)
+    train = clip_training_data(cfg, work_dir, progress)
     emb = embed_images(clip, data["images"])
     return {"zero_shot_accuracy": {k: round(v, 4) for k, v in zero_shot_accuracy(clip, emb, data["attrs"]).items()},
             "text_to_image_top1_among_32": round(retrieval_top1(clip, emb, data["attrs"]), 4),

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..clip.models import _wrap, miniclip_model
 from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
-from .data import ATTR_KEYS, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float
+from .data import ATTR_KEYS, TRAIN_SEED_BASE, clip_training_data, random_affine, to_float
 from .world import ATTRIBUTES
 
 MODEL_CFG = {
@@ -40,7 +40,10 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # (one eye is enough to know the eye colour), so its attention - and the relevance map - covers the part
           "patch_dropout": 0.5,
           # weight of a bonus on the entropy of the CLS token's attention in the last block (0 = off)
-          "attention_entropy": 0.0}
+          "attention_entropy": 0.0,
+          # training heads' colours moved off the palette by up to this much, captioned by the nearest palette
+          # colour (0 = palette colours only)
+          "color_jitter": 0.0}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -91,9 +94,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = cached_dataset(work_dir / f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}.safetensors",
-                          n_heads=cfg["heads"], views=cfg["views"], seed_base=TRAIN_SEED_BASE,
-                          resolution=cfg["resolution"], camera_seed=cfg["seed"], progress=progress)
+    data = clip_training_data(cfg, work_dir, progress)
     t_data = time.time() - t0
     torch.manual_seed(cfg["seed"])
     model_cfg = {**MODEL_CFG, "vision_cfg": {**MODEL_CFG["vision_cfg"], "layers": cfg["vision_layers"],
@@ -160,7 +161,9 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     card = {"name": "MiniCLIP (LENeRF Studio synthetic heads world)",
             "made_by": "python -m lenerf.synthetic train-clip", "config": cfg, "model_cfg": model_cfg,
             "parameters": sum(p.numel() for p in model.parameters()), "stored_dtype": "float16",
-            "data": f"{cfg['heads']} heads x {cfg['views']} random views (seeds {TRAIN_SEED_BASE}+i), 64x64 renders",
+            "data": f"{cfg['heads']} heads x {cfg['views']} random views (seeds {TRAIN_SEED_BASE}+i), 64x64 renders"
+                    + (f", colours moved off the palette by up to {cfg['color_jitter']:g} and captioned by the nearest "
+                       "palette colour" if cfg.get("color_jitter") else ""),
             "wall_time_s": {"render_data": round(t_data, 1), "total_train_incl_data": round(t_train, 1)},
             "machine": _machine(), "scores_held_out": scores}
     (out_dir / "card.json").write_text(json.dumps(card, indent=1))
