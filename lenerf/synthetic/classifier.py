@@ -17,7 +17,8 @@ from huggingface_hub import PyTorchModelHubMixin
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float
+from .data import (ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, cached_dataset, random_affine, to_float,
+                   training_file)
 from .world import ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -92,11 +93,9 @@ def train_classifier(out_dir: str | Path = CLASSIFIER_DIR, work_dir: str | Path 
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     t0 = time.time()
     # its own heads and cameras: offset seeds so it never sees MiniCLIP's training renders
-    jitter = cfg.get("color_jitter", 0.0)
-    data = cached_dataset(work_dir / (f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}"
-                                      + (f"_j{jitter:g}" if jitter else "") + ".safetensors"),
-                          n_heads=cfg["heads"], views=cfg["views"], seed_base=TRAIN_SEED_BASE + 500_000,
-                          camera_seed=100 + cfg["seed"], progress=progress, color_jitter=jitter)
+    data = cached_dataset(training_file(cfg, work_dir), n_heads=cfg["heads"], views=cfg["views"],
+                          seed_base=TRAIN_SEED_BASE + 500_000, camera_seed=100 + cfg["seed"], progress=progress,
+                          color_jitter=cfg.get("color_jitter", 0.0))
     held = cached_dataset(work_dir / f"eval_{cfg['eval_heads']}x{cfg['eval_views']}.safetensors",
                           n_heads=cfg["eval_heads"], views=cfg["eval_views"], seed_base=EVAL_SEED_BASE + 500_000,
                           camera_seed=200 + cfg["seed"], progress=progress)

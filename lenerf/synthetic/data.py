@@ -75,11 +75,17 @@ def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
     return data
 
 
+def training_file(cfg: dict, work_dir: Path) -> Path:
+    """Cache file of a training config's renders: heads, views, seed and colour jitter name it."""
+    jitter = cfg.get("color_jitter", 0.0)
+    name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "")
+    return Path(work_dir) / f"{name}.safetensors"
+
+
 def clip_training_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:
     """MiniCLIP's training renders for a train-clip config (cached in ``work_dir``)."""
     jitter = cfg.get("color_jitter", 0.0)
-    name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "")
-    return cached_dataset(Path(work_dir) / f"{name}.safetensors", n_heads=cfg["heads"], views=cfg["views"],
+    return cached_dataset(training_file(cfg, work_dir), n_heads=cfg["heads"], views=cfg["views"],
                           seed_base=TRAIN_SEED_BASE, resolution=cfg["resolution"], camera_seed=cfg["seed"],
                           progress=progress, color_jitter=jitter)
 
