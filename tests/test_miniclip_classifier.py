@@ -189,3 +189,30 @@ def test_relevance_scores_tune_the_threshold_on_training_renders(clip, heldout):
     assert neg["hair"]["negative"] == list(NEGATIVE_SKIN) and scores["hair"]["negative"] == []
     assert neg["hair"]["mean_mask_baseline_iou"] == scores["hair"]["mean_mask_baseline_iou"]
     assert any(neg[p]["iou_best_threshold"] != scores[p]["iou_best_threshold"] for p in scores)
+
+
+def test_train_clip_second_phase_on_off_palette_renders_resumes_exactly(tmp_path, monkeypatch):
+    """train-clip's second phase (off-palette renders) continues the first one: a run stopped at the phase boundary
+    and resumed with the second phase gives the weights of one uninterrupted run, and the card says what was done."""
+    import lenerf.synthetic.evaluate as ev
+    from safetensors.torch import load_file
+
+    from lenerf.synthetic.data import training_file
+    from lenerf.synthetic.train_clip import train_clip
+    monkeypatch.setattr(ev, "relevance_scores", lambda *a, **k: {})  # the full relevance sweep is not under test
+    tiny = {"heads": 4, "views": 1, "eval_heads": 2, "eval_views": 1, "batch": 4, "steps": 2, "warmup": 1,
+            "save_every": 1, "finetune_steps": 2, "finetune_jitter": 0.3}
+    card = train_clip(tmp_path / "a", tmp_path / "wa", tiny, progress=False)
+    assert json.loads((tmp_path / "wa" / "train_state.json").read_text())["step"] == 4
+    assert "then 2 steps on the same heads with colours moved off the palette by up to 0.3" in card["data"]
+    assert card["config"]["finetune_steps"] == 2
+    # both phases' renders were made: same heads and cameras, other colours
+    p1, p2 = (load_file(training_file({**tiny, "seed": 0, "color_jitter": j}, tmp_path / "wa")) for j in (0.0, 0.3))
+    assert p1["images"].shape == p2["images"].shape and not torch.equal(p1["images"], p2["images"])
+    train_clip(tmp_path / "b", tmp_path / "wb", {**tiny, "finetune_steps": 0}, progress=False)
+    assert json.loads((tmp_path / "wb" / "train_state.json").read_text())["step"] == 2
+    first = load_file(tmp_path / "b" / "model.safetensors")
+    train_clip(tmp_path / "b", tmp_path / "wb", tiny, progress=False)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], first[k]) for k in a)  # the second phase did train

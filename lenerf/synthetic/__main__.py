@@ -13,33 +13,37 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-clip", help="train MiniCLIP (deterministic, resumable) and write its card")
-    t.add_argument("--out", default="checkpoints/miniclip")
+    t.add_argument("--out", default="checkpoints/miniclip", help="model folder (safetensors + config + card)")
     t.add_argument("--work", default="runs/miniclip", help="dataset cache + resumable training state")
-    t.add_argument("--steps", type=int, default=None)
-    t.add_argument("--heads", type=int, default=None)
-    t.add_argument("--seed", type=int, default=None)
-    t.add_argument("--vision-layers", type=int, default=None)
-    t.add_argument("--eval-heads", type=int, default=None)
-    t.add_argument("--vision-width", type=int, default=None)
-    t.add_argument("--vision-head-width", type=int, default=None)
-    t.add_argument("--patch-dropout", type=float, default=None)
+    t.add_argument("--steps", type=int, default=None, help="first-phase steps (default: train_clip.CONFIG)")
+    t.add_argument("--heads", type=int, default=None, help="training heads (each rendered from several views)")
+    t.add_argument("--seed", type=int, default=None, help="seed of the initialisation, batches and augmentations")
+    t.add_argument("--vision-layers", type=int, default=None, help="transformer blocks of the ViT")
+    t.add_argument("--eval-heads", type=int, default=None, help="held-out heads the card's scores use")
+    t.add_argument("--vision-width", type=int, default=None, help="ViT token width")
+    t.add_argument("--vision-head-width", type=int, default=None, help="ViT attention head width")
+    t.add_argument("--patch-dropout", type=float, default=None, help="fraction of patch tokens dropped in training")
     t.add_argument("--color-jitter", type=float, default=None,
                    help="move the training heads' colours off the palette by up to this much (classes follow)")
     t.add_argument("--attention-entropy", type=float, default=None,
                    help="weight of the CLS-attention entropy bonus in the last block")
+    t.add_argument("--finetune-steps", type=int, default=None,
+                   help="a second phase of this many steps on off-palette renders (0 = none)")
+    t.add_argument("--finetune-jitter", type=float, default=None, help="colour jitter of the second phase's renders")
+    t.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of the second phase")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
-    e.add_argument("--model", default="checkpoints/miniclip")
-    e.add_argument("--work", default="runs/miniclip")
+    e.add_argument("--model", default="checkpoints/miniclip", help="MiniCLIP folder")
+    e.add_argument("--work", default="runs/miniclip", help="dataset cache (held-out renders are made once)")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model's card.json")
     c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
-    c.add_argument("--out", default="checkpoints/attribute_classifier")
-    c.add_argument("--work", default="runs/classifier")
-    c.add_argument("--steps", type=int, default=None)
+    c.add_argument("--out", default="checkpoints/attribute_classifier", help="model folder")
+    c.add_argument("--work", default="runs/classifier", help="dataset cache + resumable training state")
+    c.add_argument("--steps", type=int, default=None, help="training steps (default: classifier.CONFIG)")
     c.add_argument("--color-jitter", type=float, default=None,
                    help="move the training heads' colours off the palette by up to this much (classes follow)")
     r = sub.add_parser("rebuild-all", help="re-create every shipped checkpoint: MiniCLIP, the classifier, the edits")
-    r.add_argument("--skip-clip", action="store_true")
-    r.add_argument("--skip-classifier", action="store_true")
+    r.add_argument("--skip-clip", action="store_true", help="keep checkpoints/miniclip")
+    r.add_argument("--skip-classifier", action="store_true", help="keep checkpoints/attribute_classifier")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     if a.cmd == "train-clip":
@@ -49,7 +53,9 @@ def main(argv=None) -> int:
                                              "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
                                              "patch_dropout": a.patch_dropout,
                                              "attention_entropy": a.attention_entropy,
-                                             "color_jitter": a.color_jitter}.items() if v is not None}
+                                             "color_jitter": a.color_jitter, "finetune_steps": a.finetune_steps,
+                                             "finetune_jitter": a.finetune_jitter,
+                                             "finetune_lr": a.finetune_lr}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":

@@ -43,7 +43,13 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           "attention_entropy": 0.0,
           # training heads' colours moved off the palette by up to this much, captioned by the nearest palette
           # colour (0 = palette colours only)
-          "color_jitter": 0.0}
+          "color_jitter": 0.0,
+          # a second phase after `steps`: this many more steps on renders whose colours are moved off the palette by
+          # up to `finetune_jitter` (captioned by the nearest palette colour), at its own cosine schedule from
+          # `finetune_lr`, meant to teach colours between the palette's entries (an edit's output lands there: a pinkish
+          # red must not score as red) without retraining the relevance maps from scratch (0 = no second phase;
+          # README: 500 steps measured, not shipped)
+          "finetune_steps": 0, "finetune_jitter": 0.3, "finetune_lr": 3e-4}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -94,7 +100,13 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    data = clip_training_data(cfg, work_dir, progress)
+    total_steps = cfg["steps"] + cfg["finetune_steps"]
+    resumed = json.loads((work_dir / "train_state.json").read_text())["step"] \
+        if (work_dir / "train_state.json").is_file() else 0
+    # each phase's renders are read only when that phase still has steps to run
+    data = clip_training_data(cfg, work_dir, progress) if resumed < cfg["steps"] else None
+    data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
+        if cfg["finetune_steps"] else None
     t_data = time.time() - t0
     torch.manual_seed(cfg["seed"])
     model_cfg = {**MODEL_CFG, "vision_cfg": {**MODEL_CFG["vision_cfg"], "layers": cfg["vision_layers"],
@@ -114,12 +126,23 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                              {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.98))
     opts = {"adamw": opt}
     step = TrainingState.load(work_dir, model, opts)[0] if (work_dir / "train_state.json").is_file() else 0
-    images, attrs = data["images"], data["attrs"]
-    bar = tqdm(total=cfg["steps"], initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
-    while step < cfg["steps"]:
-        lr = cfg["lr"] * min(1.0, (step + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * step / cfg["steps"]))
+    bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
+    while step < total_steps:
+        if step < cfg["steps"]:
+            images, attrs = data["images"], data["attrs"]
+            lr = cfg["lr"] * min(1.0, (step + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * step / cfg["steps"]))
+        else:
+            images, attrs = data_ft["images"], data_ft["attrs"]
+            s2 = step - cfg["steps"]
+            lr = cfg["finetune_lr"] * min(1.0, (s2 + 1) / cfg["warmup"]) * 0.5 * (
+                1 + math.cos(math.pi * s2 / cfg["finetune_steps"]))
         for g in opt.param_groups:
             g["lr"] = lr
+        if step == cfg["steps"]:
+            # patch dropout draws from the global RNG: reseeding it where the second phase starts makes a run resumed
+            # at the phase boundary give the same weights as an uninterrupted one (a resume inside a phase draws
+            # other dropout masks)
+            torch.manual_seed(cfg["seed"] * 1_000_003 + step)
         gen = torch.Generator().manual_seed(cfg["seed"] * 1_000_003 + step)
         rng = np.random.RandomState((cfg["seed"] * 7919 + step) % 2 ** 32)
         idx = torch.randint(0, len(images), (cfg["batch"],), generator=gen)
@@ -144,7 +167,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", H=f"{entropy.item():.2f}", lr=f"{lr:.1e}")
-        if step % cfg["save_every"] == 0 or step == cfg["steps"]:
+        if step % cfg["save_every"] == 0 or step in (cfg["steps"], total_steps):
             TrainingState.save(work_dir, model, opts, step, {"config": cfg})
     bar.close()
     t_train = time.time() - t0
@@ -163,7 +186,9 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             "parameters": sum(p.numel() for p in model.parameters()), "stored_dtype": "float16",
             "data": f"{cfg['heads']} heads x {cfg['views']} random views (seeds {TRAIN_SEED_BASE}+i), 64x64 renders"
                     + (f", colours moved off the palette by up to {cfg['color_jitter']:g} and captioned by the nearest "
-                       "palette colour" if cfg.get("color_jitter") else ""),
+                       "palette colour" if cfg.get("color_jitter") else "")
+                    + (f"; then {cfg['finetune_steps']} steps on the same heads with colours moved off the palette by "
+                       f"up to {cfg['finetune_jitter']:g}" if cfg["finetune_steps"] else ""),
             "wall_time_s": {"render_data": round(t_data, 1), "total_train_incl_data": round(t_train, 1)},
             "machine": _machine(), "scores_held_out": scores}
     (out_dir / "card.json").write_text(json.dumps(card, indent=1))
