@@ -101,8 +101,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     work_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     total_steps = cfg["steps"] + cfg["finetune_steps"]
-    resumed = json.loads((work_dir / "train_state.json").read_text())["step"] \
-        if (work_dir / "train_state.json").is_file() else 0
+    state_file = work_dir / "train_state.json"
+    resumed = json.loads(state_file.read_text())["step"] if state_file.is_file() else 0
     # each phase's renders are read only when that phase still has steps to run
     data = clip_training_data(cfg, work_dir, progress) if resumed < cfg["steps"] else None
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
@@ -125,17 +125,15 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.98))
     opts = {"adamw": opt}
-    step = TrainingState.load(work_dir, model, opts)[0] if (work_dir / "train_state.json").is_file() else 0
+    step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
     while step < total_steps:
         if step < cfg["steps"]:
             images, attrs = data["images"], data["attrs"]
-            lr = cfg["lr"] * min(1.0, (step + 1) / cfg["warmup"]) * 0.5 * (1 + math.cos(math.pi * step / cfg["steps"]))
+            lr = _warmup_cosine(cfg["lr"], step, cfg["steps"], cfg["warmup"])
         else:
             images, attrs = data_ft["images"], data_ft["attrs"]
-            s2 = step - cfg["steps"]
-            lr = cfg["finetune_lr"] * min(1.0, (s2 + 1) / cfg["warmup"]) * 0.5 * (
-                1 + math.cos(math.pi * s2 / cfg["finetune_steps"]))
+            lr = _warmup_cosine(cfg["finetune_lr"], step - cfg["steps"], cfg["finetune_steps"], cfg["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
         if step == cfg["steps"]:
@@ -193,6 +191,11 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             "machine": _machine(), "scores_held_out": scores}
     (out_dir / "card.json").write_text(json.dumps(card, indent=1))
     return card
+
+
+def _warmup_cosine(peak: float, step: int, steps: int, warmup: int) -> float:
+    """Learning rate of step ``step`` (0-based) of ``steps``: linear warm-up over ``warmup`` steps, cosine decay."""
+    return peak * min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / steps))
 
 
 def _machine() -> str:
