@@ -79,6 +79,8 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(relevance_shift_px=12), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="source_prompt_select"):
         train_edit(synth, _cfg(source_prompt_select="max"), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="loss must be one of dir_nce, dir_diff, default, zero_shot"):
+        train_edit(synth, _cfg(loss="zeroshot"), tmp_path / "x", progress=False)
 
 
 def test_train_cli_writes_a_package(tmp_path):

@@ -161,6 +161,29 @@ def test_directional_loss_can_start_from_each_images_own_source_prompt(clip, hel
         clip_loss(clip, edited, src, ["a face with blue eyes"], both, source_select="first", **kw)
 
 
+def test_zero_shot_loss_is_clips_classification_among_edit_and_source_prompts(clip, heldout):
+    """kind="zero_shot": cross-entropy of the edit text among edit + source prompts (normalised embeddings, the
+    model's logit scale); low on heads that already have the target value, high on heads with a source value."""
+    import torch.nn.functional as F
+    from lenerf.clip.losses import clip_loss
+    from lenerf.synthetic.evaluate import names_of
+    hair = [names_of(a)["hair"] for a in heldout["attrs"]]
+    red = [i for i, h in enumerate(hair) if h == "red"][:3]
+    black = [i for i, h in enumerate(hair) if h == "black"][:3]
+    assert len(red) == 3 and len(black) == 3
+    edit, sources = ["a face with red hair"], ["a face with black hair", "a face with white hair"]
+    imgs = to_float(heldout["images"][red + black])
+    per = [clip_loss(clip, imgs[i:i + 1], imgs[i:i + 1], edit, sources, "zero_shot", 0).item() for i in range(6)]
+    with torch.no_grad():
+        texts = F.normalize(clip.model.encode_text(clip.tokenize(edit + sources)), dim=-1)
+        logits = clip.model.logit_scale.exp() * F.normalize(clip.model.encode_image(clip.preprocess(imgs)), dim=-1) @ texts.T
+    want = F.cross_entropy(logits, torch.zeros(6, dtype=torch.long), reduction="none")
+    assert torch.allclose(torch.tensor(per), want, atol=1e-4)
+    assert max(per[:3]) < 0.5 < min(per[3:])  # MiniCLIP reads red hair as red, black hair as not red
+    with pytest.raises(ValueError, match="unknown CLIP loss"):
+        clip_loss(clip, imgs[:1], imgs[:1], edit, sources, "zero-shot", 0)
+
+
 def test_relevance_templates_average_the_phrasings(clip, heldout):
     """templates=["{}", "a face with {}"] is the mean of the two phrasings' maps (method.md §6.3)."""
     from lenerf.synthetic.evaluate import names_of

@@ -7,6 +7,8 @@ from torch import Tensor
 
 from .models import ClipModel
 
+CLIP_LOSSES = ("dir_nce", "dir_diff", "default", "zero_shot")
+
 
 def augment(x01: Tensor, size: int, gen: torch.Generator | None = None) -> Tensor:
     """One random draw per batch: RandomResizedCrop(size, scale 0.8-0.95) then RandomPerspective(0.5, p 0.8,
@@ -54,8 +56,12 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
               source_select: str = "mean") -> Tensor:
     """CLIP loss of an edited image against its source, images [N, 3, H, W] in [-1, 1].
 
-    kind: ``dir_nce`` (the paper's directional contrastive loss), ``dir_diff`` (plain directional) or ``default``
-    (1 - cos to the edit text). Averaged over the plain pass and ``augmentations`` augmented passes of the edited
+    kind: ``dir_nce`` (the paper's directional contrastive loss), ``dir_diff`` (plain directional), ``default``
+    (1 - cos to the edit text) or ``zero_shot`` (not in the paper: the cross-entropy of CLIP's zero-shot
+    classification of the edited image among the edit text and the source prompts, L2-normalised embeddings and
+    the model's logit scale; it asks for an image CLIP reads as the target *rather than* any source value, where
+    the directional losses reward any move along the text direction, also past the target into colours between
+    the values CLIP was taught). Averaged over the plain pass and ``augmentations`` augmented passes of the edited
     image; the source is never augmented. Raw (unnormalised) embeddings as in the official code.
     source_select: the text direction starts from the mean of the source prompts (``"mean"``, official) or, per
     image, from the source prompt CLIP finds closest to that source image (``"best"``: "green eyes" -> "blue
@@ -81,6 +87,10 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
             e = m.encode_image(normalize(clip, augment(x01, clip.image_size, gen)))
         if kind == "default":
             loss = (1 - F.cosine_similarity(e, t.expand_as(e), dim=-1)).mean()
+        elif kind == "zero_shot":  # class 0 = the edit text, classes 1..K = the source prompts
+            texts = F.normalize(torch.cat([t, u]), dim=-1)
+            logits = m.logit_scale.exp() * F.normalize(e, dim=-1) @ texts.T
+            loss = F.cross_entropy(logits, torch.zeros(e.shape[0], dtype=torch.long, device=e.device))
         else:
             q = e - e_s
             p1 = (t - u_dir).expand_as(q)

@@ -27,7 +27,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..cameras import sample_cameras
-from ..clip.losses import clip_loss, mask_losses
+from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
 from ..clip.relevance import relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
@@ -69,6 +69,7 @@ class EditConfig:
     texture_only: bool = True
     enlarged_mask: bool = False
     use_mask: bool = True  # False: the global-edit ablation (no attention field, plain target render)
+    #: CLIP loss of the mapper step: "dir_nce" (paper), "dir_diff", "default" or "zero_shot" (clip/losses.py)
     loss: str = "dir_nce"
     augmentations: int = 4
     lambda_clip: float = 0.1
@@ -139,6 +140,8 @@ class EditConfig:
         if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
             raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
                              f"got {self.relevance_shift_px} and {self.relevance_shifts}")
+        if self.loss not in CLIP_LOSSES:
+            raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
         if self.source_prompt_select not in ("mean", "best"):
             raise InputError(f"source_prompt_select must be 'mean' or 'best', got {self.source_prompt_select!r}")
         if self.batch < 1 or self.views < 1:
