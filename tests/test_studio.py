@@ -78,10 +78,10 @@ def test_turntable_videos(studio):
 
 
 def test_config_from_recipe_and_limits(studio):
-    cfg = studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red", steps=7)
-    assert cfg.steps == 7 and cfg.source_prompts[0] == "a face with black hair" and cfg.eval["target"]
+    cfg = studio.make_config("synthetic", "hair", "a face with short red hair", recipe="hair_red", steps=7)
+    assert cfg.steps == 7 and cfg.source_prompts[0] == "a face with short black hair" and cfg.eval["target"]
     assert cfg.afn_warmup == 7  # the recipe's 300 warm-up steps for 300 edit steps, scaled
-    assert studio.make_config("synthetic", "hair", "a face with red hair", recipe="hair_red").afn_warmup == 300
+    assert studio.make_config("synthetic", "hair", "a face with short red hair", recipe="hair_red").afn_warmup == 300
     assert studio.make_config("synthetic", "eyes", "blue eyes", steps=30).afn_warmup == 30
     new = studio.make_config("synthetic", "nose", "a face with a blue nose")  # no recipe: the shipped edits' settings
     assert (new.loss, new.threshold) == ("dir_diff", 0.8)
