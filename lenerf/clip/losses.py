@@ -69,15 +69,20 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
     """
     if source_select not in ("mean", "best"):
         raise ValueError(f"source_select must be 'mean' or 'best', got {source_select!r}")
+    if kind not in CLIP_LOSSES:
+        raise ValueError(f"unknown CLIP loss {kind!r}")
     m = clip.model
     with torch.no_grad():
         t = m.encode_text(clip.tokenize(edit_prompts)).mean(0, keepdim=True)
         u = m.encode_text(clip.tokenize(source_prompts))  # [K, D]
-        e_s = m.encode_image(clip.preprocess(source))
-        if source_select == "best":  # [N, D]: each image's own source prompt
-            u_dir = u[(F.normalize(e_s, dim=-1) @ F.normalize(u, dim=-1).T).argmax(1)]
-        else:
-            u_dir = u.mean(0, keepdim=True)
+        if kind.startswith("dir_"):  # only the directional losses look at the source image
+            e_s = m.encode_image(clip.preprocess(source))
+            if source_select == "best":  # [N, D]: each image's own source prompt
+                u_dir = u[(F.normalize(e_s, dim=-1) @ F.normalize(u, dim=-1).T).argmax(1)]
+            else:
+                u_dir = u.mean(0, keepdim=True)
+        elif kind == "zero_shot":  # the edit text (class 0) and the source prompts as classes
+            texts = F.normalize(torch.cat([t, u]), dim=-1)
     x01 = (edited + 1) / 2
     total = 0.0
     for a in range(augmentations + 1):
@@ -88,7 +93,6 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
         if kind == "default":
             loss = (1 - F.cosine_similarity(e, t.expand_as(e), dim=-1)).mean()
         elif kind == "zero_shot":  # class 0 = the edit text, classes 1..K = the source prompts
-            texts = F.normalize(torch.cat([t, u]), dim=-1)
             logits = m.logit_scale.exp() * F.normalize(e, dim=-1) @ texts.T
             loss = F.cross_entropy(logits, torch.zeros(e.shape[0], dtype=torch.long, device=e.device))
         else:
@@ -103,8 +107,6 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
                 target = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
                 loss = (F.cross_entropy(torch.cat([(q * p1).sum(-1, keepdim=True), neg_logits], 1), target)
                         + F.cross_entropy(torch.cat([(q * p2).sum(-1, keepdim=True), neg_logits], 1), target))
-            else:
-                raise ValueError(f"unknown CLIP loss {kind!r}")
         total = total + loss
     return total / (augmentations + 1)
 
