@@ -15,6 +15,7 @@ import time
 import gradio as gr
 
 from lenerf.errors import LENeRFError
+from lenerf.runtime import tune_allocator
 from lenerf.studio import Studio, describe_job
 
 log = logging.getLogger("lenerf.app")
@@ -310,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--share", action="store_true")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    tune_allocator()
     studio = Studio()
     default, notice = studio.choose_default(a.generator)
     if notice:

@@ -12,6 +12,9 @@ from .errors import InputError, LENeRFError
 
 def _threads(n: int | None) -> None:
     import torch
+
+    from .runtime import tune_allocator
+    tune_allocator()
     if n:
         torch.set_num_threads(n)
 

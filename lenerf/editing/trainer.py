@@ -105,6 +105,9 @@ class EditConfig:
     #: learning rate of the mapper and deformation (default: lr). The official lr (3e-3 with the mapper's lr
     #: multiplier 0.01) assumes 4k-20k steps; CPU budgets of a few hundred steps need a larger one
     lr_mapper: float | None = None
+    #: learning rate of the deformation network (default: lr, the official 3e-3). Never lr_mapper: the mapper's
+    #: large CPU-budget rate made the deformation run away (the first hair_long moved every point ~75 world units)
+    lr_deformation: float | None = None
     resolution: int = 64
     depth_resolution: int | None = None
     depth_resolution_importance: int | None = None
@@ -140,6 +143,10 @@ class EditConfig:
         if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
             raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
                              f"got {self.relevance_shift_px} and {self.relevance_shifts}")
+        for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise InputError(f"{name} must be > 0, got {value}")
         if self.loss not in CLIP_LOSSES:
             raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
         if self.source_prompt_select not in ("mean", "best"):
@@ -196,9 +203,10 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
-    lrm_params = list(modules.mapper.parameters()) + (list(modules.deformation.parameters())
-                                                      if modules.deformation is not None else [])
-    opt_m = torch.optim.Adam(lrm_params, lr=cfg.lr_mapper or cfg.lr, betas=(0.95, 0.999))
+    groups = [{"params": list(modules.mapper.parameters()), "lr": cfg.lr_mapper or cfg.lr}]
+    if modules.deformation is not None:  # its own rate (the mapper's CPU-budget rate is far too large for it)
+        groups.append({"params": list(modules.deformation.parameters()), "lr": cfg.lr_deformation or cfg.lr})
+    opt_m = torch.optim.Adam(groups, betas=(0.95, 0.999))
     opts = {"attention": opt_a, "mapper": opt_m}
     step, elapsed_before = 0, 0.0
     if resume and (out / "train_state.json").is_file():
