@@ -272,8 +272,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         preview_out = [src_img, edt_img, msk_img, info]
         shipped = set(S.available_edits(default_generator))
         examples = [[default_generator, sd, 1.0, yw, 0.0, ex, 1.0] for sd, yw, ex in
-                    [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (4, -0.3, ["lips_green"]),
-                     (2, 0.4, ["hair_long"])] if set(ex) <= shipped]
+                    [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (4, -0.3, ["lips_green"])]
+                    if set(ex) <= shipped]  # not hair_long: it lengthens no head's hair yet (README)
         if examples:  # cached on a Space (on first use), computed on demand locally
             with edit_tab:
                 gr.Examples(examples, preview_in, preview_out, fn=preview, label="Examples",
