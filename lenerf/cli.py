@@ -8,15 +8,7 @@ import sys
 from pathlib import Path
 
 from .errors import InputError, LENeRFError
-
-
-def _threads(n: int | None) -> None:
-    import torch
-
-    from .runtime import tune_allocator
-    tune_allocator()
-    if n:
-        torch.set_num_threads(n)
+from .runtime import setup
 
 
 def _device(name: str | None) -> str:
@@ -426,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    _threads(args.threads)
+    setup(args.threads)
     try:
         return args.func(args)
     except LENeRFError as e:

@@ -1,4 +1,4 @@
-"""Process-wide CPU settings of the command line and the app.
+"""Process-wide settings of the command lines and the app: torch threads and the memory allocator.
 
 Rendering and training allocate the same large temporary tensors (hundreds of MB of per-sample activations) on
 every step. glibc's malloc serves allocations above its mmap threshold with fresh ``mmap`` pages and returns freed
@@ -37,3 +37,11 @@ def tune_allocator() -> bool:
     limit = 2 ** 31 - 1
     _done = bool(mallopt(_M_MMAP_THRESHOLD, limit)) and bool(mallopt(_M_TRIM_THRESHOLD, limit))
     return _done
+
+
+def setup(threads: int | None = None) -> None:
+    """What every entry point does first: :func:`tune_allocator`, then ``threads`` torch threads when given."""
+    tune_allocator()
+    if threads:
+        import torch
+        torch.set_num_threads(threads)

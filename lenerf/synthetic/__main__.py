@@ -5,7 +5,7 @@ import argparse
 import json
 import sys
 
-import torch
+from ..runtime import setup
 
 
 def main(argv=None) -> int:
@@ -45,9 +45,7 @@ def main(argv=None) -> int:
     r.add_argument("--skip-clip", action="store_true", help="keep checkpoints/miniclip")
     r.add_argument("--skip-classifier", action="store_true", help="keep checkpoints/attribute_classifier")
     a = p.parse_args(argv)
-    torch.set_num_threads(a.threads)
-    from ..runtime import tune_allocator
-    tune_allocator()
+    setup(a.threads)
     if a.cmd == "train-clip":
         from .train_clip import train_clip
         overrides = {k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
