@@ -273,3 +273,44 @@ def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():
         out[value] = r.stdout.split()
     glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
     assert out["1"] == [str(glibc)] * 2 and out["0"] == ["False", "False"]
+
+
+def test_texture_step_evaluates_the_target_only_where_rays_carry_weight(synth):
+    """The texture-only edit step evaluates the target field only at the samples that carry ray weight; colours,
+    density and the mapper's gradient are those of fusing at every sample (the mask is 0 elsewhere)."""
+    from lenerf.editing.modules import AttentionField
+    from lenerf.editing.trainer import _mask_at, _texture_step_colors
+    from lenerf.rendering import RenderSettings, render, sample_rays
+    from lenerf.synthetic.data import latents
+    n, res = 2, 16
+    ws = latents(synth, [5, 6])
+    cams = torch.cat([synth.camera(0.3, 0.1), synth.camera(-0.4, 0.0)])
+    origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3), res)
+    src_field = synth.field(ws)
+    src = render(src_field, origins, dirs, RenderSettings(depth_resolution=12, depth_resolution_importance=12),
+                 generator=torch.Generator().manual_seed(0), capture_features=True)
+    s = src.sample_depths.shape[2]
+    x = (origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)).reshape(n, -1, 3)
+    fs = src.sample_features.reshape(n, -1, src.sample_features.shape[-1])
+    torch.manual_seed(0)
+    afn = AttentionField(descriptor_dim=4, w_dim=synth.w_dim)
+    with torch.no_grad():
+        m = _mask_at(afn, src_field.descriptor(fs), x, ws, ws, None, src.sample_weights).reshape(n, -1, 1)
+    assert 0 < (m > 0).float().mean() < 1  # some samples carry no weight, so the restriction matters
+    direction = torch.randn(synth.num_ws, synth.w_dim, generator=torch.Generator().manual_seed(1))
+    got, want = [], []
+    for fast in (True, False):
+        d = torch.zeros((), requires_grad=True)
+        tgt_field = synth.field(ws + d * direction)
+        if fast:
+            colors, sigma = _texture_step_colors(src_field, tgt_field, fs, x, m, src.sample_weights)
+        else:
+            colors = src_field.decode(torch.lerp(fs, tgt_field.features(x), m))[0]
+            sigma = src_field.decode(fs)[1]
+        (colors[..., :3] * torch.linspace(0, 1, 3)).sum().backward()
+        (got if fast else want).append((colors.detach(), sigma, d.grad))
+    (c1, s1, g1), (c2, s2, g2) = got[0], want[0]
+    assert torch.equal(s1, s2)
+    assert torch.allclose(c1, c2, atol=1e-6)
+    assert g2.abs() > 0 and torch.allclose(g1, g2, rtol=1e-4, atol=1e-6), (g1, g2)
+    assert c1.shape == (n, res * res * s, synth.field(ws).color_dim)

@@ -239,3 +239,18 @@ def test_train_clip_second_phase_on_off_palette_renders_resumes_exactly(tmp_path
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], first[k]) for k in a)  # the second phase did train
+
+
+def test_text_features_are_encoded_once_per_prompt_list_and_bounded():
+    """text_features: the raw embeddings of encode_text, computed once per list of texts (the training loop asks
+    for the same prompts on every step), no gradient, and the cache stays bounded."""
+    c = load_clip("miniclip")  # its own instance: the cache size is changed below
+    texts = ["a face with blue eyes", "blue eyes"]
+    a = c.text_features(texts)
+    assert torch.equal(a, c.encode_text(texts)) and not a.requires_grad
+    assert c.text_features(list(texts)) is a  # a new list with the same texts hits the cache
+    assert not torch.equal(c.text_features(texts[::-1]), a)  # order matters: rows follow the texts
+    c.TEXT_CACHE_SIZE = 3
+    for i in range(10):
+        c.text_features([f"{i} red lips"])
+    assert len(c._text_cache) == 3

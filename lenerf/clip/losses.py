@@ -73,8 +73,8 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
         raise ValueError(f"unknown CLIP loss {kind!r}")
     m = clip.model
     with torch.no_grad():
-        t = m.encode_text(clip.tokenize(edit_prompts)).mean(0, keepdim=True)
-        u = m.encode_text(clip.tokenize(source_prompts))  # [K, D]
+        t = clip.text_features(edit_prompts).mean(0, keepdim=True)
+        u = clip.text_features(source_prompts)  # [K, D]
         if kind.startswith("dir_"):  # only the directional losses look at the source image
             e_s = m.encode_image(clip.preprocess(source))
             if source_select == "best":  # [N, D]: each image's own source prompt

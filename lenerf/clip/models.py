@@ -8,7 +8,7 @@ loads ``model.safetensors``; ``load_clip("ViT-B-32", pretrained="openai")`` goes
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import open_clip
@@ -30,6 +30,7 @@ class ClipModel:
     mean: Tensor
     std: Tensor
     name: str
+    _text_cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:
@@ -52,6 +53,22 @@ class ClipModel:
 
     def encode_text(self, texts: list[str], normalize: bool = False) -> Tensor:
         return self.model.encode_text(self.tokenize(texts), normalize=normalize)
+
+    TEXT_CACHE_SIZE = 256
+
+    def text_features(self, texts: list[str]) -> Tensor:
+        """Raw text embeddings [K, D] of ``texts``, no gradient, remembered per list of texts (and device): an
+        edit's prompts are the same on every training step, so they are encoded once. Only for a frozen model
+        (what ``load_clip`` returns); training code calls ``model.encode_text`` directly."""
+        key = (tuple(texts), str(self.device))
+        hit = self._text_cache.get(key)
+        if hit is None:
+            with torch.no_grad():
+                hit = self.model.encode_text(self.tokenize(list(texts)))
+            if len(self._text_cache) >= self.TEXT_CACHE_SIZE:  # bounded: the app sees arbitrary prompts
+                self._text_cache.pop(next(iter(self._text_cache)))
+            self._text_cache[key] = hit
+        return hit
 
     def encode_image(self, images: Tensor, normalize: bool = False) -> Tensor:
         """images in [-1, 1] (any size) -> embeddings [N, D]."""

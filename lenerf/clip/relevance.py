@@ -101,7 +101,7 @@ def _best_prompts(clip: ClipModel, images: Tensor, per: list[list[str]]) -> list
     img = F.normalize(clip.encode_image(images.detach()), dim=-1)
     out = []
     for i, prompts in enumerate(per):
-        txt = F.normalize(clip.encode_text(list(prompts)), dim=-1)
+        txt = F.normalize(clip.text_features(list(prompts)), dim=-1)
         out.append([prompts[int((txt @ img[i]).argmax())]])
     return out
 
@@ -143,8 +143,7 @@ def _raw_maps(clip: ClipModel, images: Tensor, text_sets: list[list[str]], size:
     """Gradient-weighted last-block attention of the CLS token, [K, N, 1, size, size], for K text sets of one
     text per image. The image goes through CLIP once; each text set costs one backward through the last block."""
     texts = sorted({t for ts in text_sets for t in ts})
-    with torch.no_grad():
-        txt = F.normalize(clip.model.encode_text(clip.tokenize(texts)), dim=-1)
+    txt = F.normalize(clip.text_features(texts), dim=-1)
     row = {t: i for i, t in enumerate(texts)}
     maps = []
     with torch.enable_grad():
