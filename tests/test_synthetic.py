@@ -140,3 +140,37 @@ def test_colour_jitter_moves_only_colours_and_classes_follow_the_nearest_palette
     d = make_dataset(3, 2, 50, resolution=32, progress=False, G=G, color_jitter=0.3)
     assert torch.equal(d["attrs"][0::2], d["attrs"][1::2])
     assert not torch.equal(d["images"], make_dataset(3, 2, 50, resolution=32, progress=False, G=G)["images"])
+
+
+def test_hair_length_jitter_gives_intermediate_lengths_and_classes_follow_them(G):
+    ws = latents(G, range(40, 48))
+    h = torch.linspace(0, 1, 8)
+    moved = G.with_hair_length(ws, h)
+    assert torch.equal(moved[:, 8:], ws[:, 8:])  # colour rows untouched
+    p0, p1 = G.params(ws), G.params(moved)
+    assert torch.allclose(p1.hair_length, h, atol=1e-5) and torch.allclose(p1.head_w, p0.head_w, atol=1e-5)
+    assert torch.equal(G.attributes(moved)["hair_length"], (h > 0.5).long())
+    d = make_dataset(6, 2, 50, resolution=16, progress=False, G=G, length_jitter=1.0)
+    lengths = d["hair_length"]
+    assert ((lengths > 0.01) & (lengths < 0.99)).all() and torch.equal(lengths[0::2], lengths[1::2])
+    assert torch.equal(d["attrs"][:, -1], (lengths > 0.5).long())
+    plain = make_dataset(6, 2, 50, resolution=16, progress=False, G=G)["hair_length"]
+    assert ((plain < 1e-5) | (plain > 1 - 1e-5)).all()  # the world's own lengths: 0 or 1
+
+
+def test_graded_length_loss_prefers_p_long_equal_to_the_length():
+    from lenerf.synthetic.train_clip import _LENGTH_TEXTS, graded_length_loss
+    k = len(_LENGTH_TEXTS) // 2
+    lengths, hair = torch.tensor([0.1, 0.5, 0.9]), torch.tensor([0, 3, 4])
+
+    def logits_for(p):  # long - short = logit(p) for the plain pair and each image's colour pair
+        x = torch.zeros(3, 2 * k)
+        x[:, 0] = torch.logit(p)
+        x[torch.arange(3), 1 + hair] = torch.logit(p)
+        return x
+    exact = graded_length_loss(logits_for(lengths), lengths, hair)
+    assert torch.isclose(exact, torch.nn.functional.binary_cross_entropy(lengths, lengths))
+    for p in (1 - lengths, torch.full((3,), 0.5), lengths.clamp(0.3, 0.7)):
+        assert graded_length_loss(logits_for(p), lengths, hair) > exact + 1e-3
+    wrong_colour = logits_for(lengths).roll(1, 1)  # the pair of another colour carries the slope
+    assert graded_length_loss(wrong_colour, lengths, hair) > exact + 1e-3

@@ -31,6 +31,10 @@ def main(argv=None) -> int:
                    help="a second phase of this many steps on off-palette renders (0 = none)")
     t.add_argument("--finetune-jitter", type=float, default=None, help="colour jitter of the second phase's renders")
     t.add_argument("--finetune-lr", type=float, default=None, help="peak learning rate of the second phase")
+    t.add_argument("--length-jitter", type=float, default=None,
+                   help="share of training heads whose hair-length code is drawn from U(0, 1)")
+    t.add_argument("--graded-length", type=float, default=None,
+                   help="weight of the term that fits p(long hair) to the hair-length code")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
     e.add_argument("--model", default="checkpoints/miniclip", help="MiniCLIP folder")
     e.add_argument("--work", default="runs/miniclip", help="dataset cache (held-out renders are made once)")
@@ -55,7 +59,8 @@ def main(argv=None) -> int:
                                              "attention_entropy": a.attention_entropy,
                                              "color_jitter": a.color_jitter, "finetune_steps": a.finetune_steps,
                                              "finetune_jitter": a.finetune_jitter,
-                                             "finetune_lr": a.finetune_lr}.items() if v is not None}
+                                             "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
+                                             "graded_length": a.graded_length}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":

@@ -38,28 +38,35 @@ def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 
 
 def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64, camera_seed: int = 0,
                  batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None,
-                 color_jitter: float = 0.0) -> dict[str, Tensor]:
+                 color_jitter: float = 0.0, length_jitter: float = 0.0) -> dict[str, Tensor]:
     """Render ``views`` random views of heads ``seed_base + i``. Returns uint8 images [M, 3, R, R], int64 attrs
-    [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25].
+    [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25] and float
+    hair_length [M] (the hair-length code, 0 or 1 in the world's latents).
     color_jitter > 0 moves every head's colours off the palette (``SyntheticHeads.jitter_colors``, seeded by the
-    head's seed); the attribute classes are then those of the moved colours."""
+    head's seed); the attribute classes are then those of the moved colours. length_jitter p > 0 gives each head,
+    with probability p, a hair-length code drawn from U(0, 1) (seeded by the head's seed; class long iff > 0.5)."""
     G = G or SyntheticHeads()
     seeds = np.repeat(np.arange(seed_base, seed_base + n_heads), views)
     cams = sample_cameras(len(seeds), generator=torch.Generator().manual_seed(camera_seed),
                           radius=G.camera_radius, lookat=G.camera_pivot)
-    images, labels, attrs = [], [], []
+    images, labels, attrs, lengths = [], [], [], []
     for a in tqdm(range(0, len(seeds), batch), desc="rendering", unit="batch", disable=not progress):
         ws = latents(G, seeds[a:a + batch])
         if color_jitter > 0:
             ws = torch.cat([G.jitter_colors(w[None], color_jitter, torch.Generator().manual_seed(int(s)))
                             for w, s in zip(ws, seeds[a:a + batch])])
+        if length_jitter > 0:
+            draws = [np.random.RandomState(int(s) + 99).rand(2) for s in seeds[a:a + batch]]
+            h = torch.tensor([u[1] if u[0] < length_jitter else -1.0 for u in draws])
+            ws = torch.where((h >= 0).view(-1, 1, 1), G.with_hair_length(ws, h.clamp_min(0)), ws)
         img, lab = render_batch(G, ws, cams[a:a + batch], resolution, seed=camera_seed + a)
         images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         labels.append(lab.to(torch.uint8))
         at = G.attributes(ws)
         attrs.append(torch.stack([at[k] for k in ATTR_KEYS], 1))
+        lengths.append(G.params(ws).hair_length.detach().float())
     return {"images": torch.cat(images), "labels": torch.cat(labels), "attrs": torch.cat(attrs),
-            "seeds": torch.from_numpy(seeds).long(), "cams": cams}
+            "seeds": torch.from_numpy(seeds).long(), "cams": cams, "hair_length": torch.cat(lengths)}
 
 
 def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
@@ -77,8 +84,9 @@ def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
 
 def training_file(cfg: dict, work_dir: Path) -> Path:
     """Cache file of a training config's renders: heads, views, seed and colour jitter name it."""
-    jitter = cfg.get("color_jitter", 0.0)
-    name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "")
+    jitter, length = cfg.get("color_jitter", 0.0), cfg.get("length_jitter", 0.0)
+    name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "") \
+        + (f"_l{length:g}" if length else "")
     return Path(work_dir) / f"{name}.safetensors"
 
 
@@ -87,7 +95,7 @@ def clip_training_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict
     jitter = cfg.get("color_jitter", 0.0)
     return cached_dataset(training_file(cfg, work_dir), n_heads=cfg["heads"], views=cfg["views"],
                           seed_base=TRAIN_SEED_BASE, resolution=cfg["resolution"], camera_seed=cfg["seed"],
-                          progress=progress, color_jitter=jitter)
+                          progress=progress, color_jitter=jitter, length_jitter=cfg.get("length_jitter", 0.0))
 
 
 def to_float(images_u8: Tensor) -> Tensor:

@@ -49,7 +49,15 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # `finetune_lr`, meant to teach colours between the palette's entries (an edit's output lands there: a pinkish
           # red must not score as red) without retraining the relevance maps from scratch (0 = no second phase;
           # README: 500 steps measured, not shipped)
-          "finetune_steps": 0, "finetune_jitter": 0.3, "finetune_lr": 3e-4}
+          "finetune_steps": 0, "finetune_jitter": 0.3, "finetune_lr": 3e-4,
+          # this share of the training heads get a hair-length code drawn from U(0, 1) instead of the world's 0 / 1
+          # (captioned long iff > 0.5, the world's rule); 0 = the world's lengths only
+          "length_jitter": 0.0,
+          # weight of a graded length term: sigmoid(logit scale x (cos(image, "long hair") - cos(image, "short
+          # hair"))), with and without the head's hair colour in the texts, fit to the hair-length code by binary
+          # cross-entropy, so that "long" reads as a slope over the length rather than a step (0 = off; README:
+          # measured for hair_long, not shipped)
+          "graded_length": 0.0}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -85,6 +93,23 @@ def positives(attrs: torch.Tensor, claims: list[dict[str, int]]) -> torch.Tensor
         for k, v in c.items():
             pos[:, j] &= attrs[:, ATTR_KEYS.index(k)] == v
     return pos
+
+
+# the graded length term's texts: "long" then "short", without a colour and with each hair colour
+_HAIR_COLORS = ATTRIBUTES["hair"]
+_LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short") for c in ("",) + tuple(c + " " for c in _HAIR_COLORS)]
+
+
+def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
+    """logits [N, 2K] of each image against ``_LENGTH_TEXTS`` (K long, then K short), lengths [N] in [0, 1],
+    hair [N] colour classes -> the mean binary cross-entropy of p(long) = sigmoid(long - short) against the length,
+    for the colourless pair and the image's own colour pair."""
+    k = logits.shape[1] // 2
+    rows = torch.arange(len(hair))
+    target = lengths.clamp(0.02, 0.98).to(logits)
+    plain = logits[:, 0] - logits[:, k]
+    colour = logits[rows, 1 + hair] - logits[rows, k + 1 + hair]
+    return (F.binary_cross_entropy_with_logits(plain, target) + F.binary_cross_entropy_with_logits(colour, target)) / 2
 
 
 def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
@@ -127,6 +152,10 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     opts = {"adamw": opt}
     step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
+    def data_lengths(step: int) -> torch.Tensor:  # hair-length codes of the current phase's renders
+        d = data if step < cfg["steps"] else data_ft
+        return d["hair_length"] if "hair_length" in d else d["attrs"][:, ATTR_KEYS.index("hair_length")].float()
+
     while step < total_steps:
         if step < cfg["steps"]:
             images, attrs = data["images"], data["attrs"]
@@ -147,6 +176,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         x = random_affine(to_float(images[idx]), gen)
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
+        texts = [t for t, _ in caps] + (_LENGTH_TEXTS if cfg["graded_length"] else [])
         if cfg["attention_entropy"]:
             feats, probs = encode_with_last_attention(model.visual, clip.preprocess(x), leaf=False)
             cls = probs[:, :, 0].clamp_min(1e-12)
@@ -154,8 +184,14 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         else:
             feats, entropy = model.encode_image(clip.preprocess(x)), torch.zeros(())
         img = F.normalize(feats, dim=-1)
-        txt = F.normalize(model.encode_text(clip.tokenize([t for t, _ in caps])), dim=-1)
-        loss = multi_positive_loss(model.logit_scale.exp() * img @ txt.T, pos) - cfg["attention_entropy"] * entropy
+        txt = F.normalize(model.encode_text(clip.tokenize(texts)), dim=-1)
+        scale = model.logit_scale.exp()
+        n_caps = len(caps)
+        loss = multi_positive_loss(scale * img @ txt[:n_caps].T, pos) - cfg["attention_entropy"] * entropy
+        if cfg["graded_length"]:
+            lengths = data_lengths(step)[idx]
+            loss = loss + cfg["graded_length"] * graded_length_loss(scale * img @ txt[n_caps:].T, lengths,
+                                                                     attrs[idx, ATTR_KEYS.index("hair")])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -185,6 +221,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             "data": f"{cfg['heads']} heads x {cfg['views']} random views (seeds {TRAIN_SEED_BASE}+i), 64x64 renders"
                     + (f", colours moved off the palette by up to {cfg['color_jitter']:g} and captioned by the nearest "
                        "palette colour" if cfg.get("color_jitter") else "")
+                    + (f", {cfg['length_jitter']:g} of them with a hair-length code from U(0, 1)"
+                       if cfg.get("length_jitter") else "")
                     + (f"; then {cfg['finetune_steps']} steps on the same heads with colours moved off the palette by "
                        f"up to {cfg['finetune_jitter']:g}" if cfg["finetune_steps"] else ""),
             "wall_time_s": {"render_data": round(t_data, 1), "total_train_incl_data": round(t_train, 1)},

@@ -297,6 +297,15 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         out[:, COLOR_ROWS] = self.encode(a).unsqueeze(1)
         return out
 
+    def with_hair_length(self, ws: Tensor, h: Tensor) -> Tensor:
+        """ws [N, 14, 32] with the hair-length code set to h [N] (0 = short, 1 = long; the world's latents only
+        hold 0 or 1, values between grow the hair down gradually; class "long" iff h > 0.5)."""
+        a = self.decode_code(ws[:, GEOMETRY_ROWS].mean(1))
+        a[:, _HAIR_LEN] = h.to(a)
+        out = ws.clone()
+        out[:, GEOMETRY_ROWS] = self.encode(a).unsqueeze(1)
+        return out
+
     def attribute_names(self, ws: Tensor) -> list[dict[str, str]]:
         idx = self.attributes(ws)
         return [{k: ATTRIBUTES[k][int(v[i])] for k, v in idx.items()} for i in range(ws.shape[0])]
