@@ -97,7 +97,8 @@ def positives(attrs: torch.Tensor, claims: list[dict[str, int]]) -> torch.Tensor
 
 # the graded length term's texts: "long" then "short", without a colour and with each hair colour
 _HAIR_COLORS = ATTRIBUTES["hair"]
-_LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short") for c in ("",) + tuple(c + " " for c in _HAIR_COLORS)]
+_LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short")
+                 for c in ("",) + tuple(c + " " for c in _HAIR_COLORS)]
 
 
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
@@ -152,6 +153,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     opts = {"adamw": opt}
     step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
+
     def data_lengths(step: int) -> torch.Tensor:  # hair-length codes of the current phase's renders
         d = data if step < cfg["steps"] else data_ft
         return d["hair_length"] if "hair_length" in d else d["attrs"][:, ATTR_KEYS.index("hair_length")].float()
