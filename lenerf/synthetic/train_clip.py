@@ -96,9 +96,8 @@ def positives(attrs: torch.Tensor, claims: list[dict[str, int]]) -> torch.Tensor
 
 
 # the graded length term's texts: "long" then "short", without a colour and with each hair colour
-_HAIR_COLORS = ATTRIBUTES["hair"]
 _LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short")
-                 for c in ("",) + tuple(c + " " for c in _HAIR_COLORS)]
+                 for c in ("",) + tuple(c + " " for c in ATTRIBUTES["hair"])]
 
 
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
@@ -154,16 +153,12 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
 
-    def data_lengths(step: int) -> torch.Tensor:  # hair-length codes of the current phase's renders
-        d = data if step < cfg["steps"] else data_ft
-        return d["hair_length"] if "hair_length" in d else d["attrs"][:, ATTR_KEYS.index("hair_length")].float()
-
     while step < total_steps:
+        phase = data if step < cfg["steps"] else data_ft
+        images, attrs = phase["images"], phase["attrs"]
         if step < cfg["steps"]:
-            images, attrs = data["images"], data["attrs"]
             lr = _warmup_cosine(cfg["lr"], step, cfg["steps"], cfg["warmup"])
         else:
-            images, attrs = data_ft["images"], data_ft["attrs"]
             lr = _warmup_cosine(cfg["finetune_lr"], step - cfg["steps"], cfg["finetune_steps"], cfg["warmup"])
         for g in opt.param_groups:
             g["lr"] = lr
@@ -191,7 +186,9 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         n_caps = len(caps)
         loss = multi_positive_loss(scale * img @ txt[:n_caps].T, pos) - cfg["attention_entropy"] * entropy
         if cfg["graded_length"]:
-            lengths = data_lengths(step)[idx]
+            # hair-length codes (renders cached before they were stored: the class, 0 or 1)
+            lengths = (phase["hair_length"] if "hair_length" in phase
+                       else attrs[:, ATTR_KEYS.index("hair_length")].float())[idx]
             loss = loss + cfg["graded_length"] * graded_length_loss(scale * img @ txt[n_caps:].T, lengths,
                                                                      attrs[idx, ATTR_KEYS.index("hair")])
         opt.zero_grad(set_to_none=True)
