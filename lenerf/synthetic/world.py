@@ -154,12 +154,17 @@ class SyntheticHeadField(Field):
         cap_r = torch.cat([0.228 * hw, 0.285 * hh, 0.25 * one], -1)
         cap = _ellipsoid(pts, v(0, 0.018, -0.012), cap_r)
         line = 0.10 + 0.45 * (pts[..., 2] - 0.2) - pts[..., 1]  # > 0 below the hair line
+        # between the two lengths the hair line also drops at the nape (0 at h = 0 and h = 1, where the slab covers
+        # it), so that growing hair from h = 0 moves a visible surface: the render has a gradient in h at h = 0
+        h = per(p.hair_length).squeeze(-1)
+        nape = ((0.05 - pts[..., 2]) / 0.15).clamp(0, 1)
+        line = line - 0.25 * torch.minimum(h, 1 - h) * nape
         cap = torch.maximum(cap, line)
-        bottom = 0.02 - 0.40 * per(p.hair_length).squeeze(-1)  # long hair reaches down to about y = -0.38
+        bottom = 0.02 - 0.40 * h  # long hair reaches down to about y = -0.38
         slab = torch.maximum(torch.maximum(pts[..., 0].abs() - 0.235 * hw.squeeze(-1), bottom - pts[..., 1]),
                              torch.maximum(pts[..., 2] - 0.02, -0.26 - pts[..., 2]))
         slab = torch.maximum(slab, pts[..., 1] - 0.1)
-        slab = torch.maximum(slab, 0.05 - per(p.hair_length).squeeze(-1))  # no slab for short hair
+        slab = torch.maximum(slab, 0.05 - h)  # no slab for short hair
         hair = torch.minimum(cap, slab)
         # a bowl behind the head (inside the sampled depth range for every training camera)
         backdrop = torch.maximum((pts.norm(dim=-1) - 0.46).abs() - 0.03, pts[..., 2] + 0.12)
