@@ -10,7 +10,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..cameras import sample_cameras
-from .world import ATTRIBUTES, SyntheticHeads
+from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeads
 
 ATTR_KEYS = tuple(ATTRIBUTES)  # column order of the attribute matrix
 TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 2_000_000  # held-out heads never overlap the training heads
@@ -69,12 +69,13 @@ def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64,
             "seeds": torch.from_numpy(seeds).long(), "cams": cams, "hair_length": torch.cat(lengths)}
 
 
-def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
-    """make_dataset, cached in ``path`` (safetensors): the same arguments always give the same file."""
+def cached_dataset(path: Path, build=None, **kw) -> dict[str, Tensor]:
+    """``build(**kw)`` (default ``make_dataset``), cached in ``path`` (safetensors): the same arguments always give
+    the same file."""
     path = Path(path)
     if path.is_file():
         return load_file(path)
-    data = make_dataset(**kw)
+    data = (build or make_dataset)(**kw)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".partial")
     save_file({k: v.contiguous() for k, v in data.items()}, tmp)
@@ -83,11 +84,45 @@ def cached_dataset(path: Path, **kw) -> dict[str, Tensor]:
 
 
 def training_file(cfg: dict, work_dir: Path) -> Path:
-    """Cache file of a training config's renders: heads, views, seed and colour jitter name it."""
+    """Cache file of a training config's renders: heads, views, seed and colour jitter name it; renders of
+    in-between hair lengths also carry the world's version (the world's own latents render the same in all)."""
     jitter, length = cfg.get("color_jitter", 0.0), cfg.get("length_jitter", 0.0)
     name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "") \
-        + (f"_l{length:g}" if length else "")
+        + (f"_l{length:g}_w{WORLD_VERSION}" if length else "")
     return Path(work_dir) / f"{name}.safetensors"
+
+
+def make_length_ladder(n_heads: int, seed_base: int, rungs: int = 4, resolution: int = 64, camera_seed: int = 0,
+                       batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None) -> dict[str, Tensor]:
+    """Heads ``seed_base + i``, each seen from one random camera at ``rungs`` hair lengths that only grow: 0, then
+    one drawn from each of ``rungs - 1`` equal bins of (0, 1] whose first bin is squeezed to (0, 0.15] (where an
+    edit starts from short hair). Returns uint8 images [n_heads, rungs, 3, R, R], float lengths [n_heads, rungs]
+    and int64 hair colour classes [n_heads]; everything else about a head is the same on every rung."""
+    G = G or SyntheticHeads()
+    seeds = np.arange(seed_base, seed_base + n_heads)
+    cams = sample_cameras(n_heads, generator=torch.Generator().manual_seed(camera_seed + 1),
+                          radius=G.camera_radius, lookat=G.camera_pivot)
+    edges = np.concatenate([[0.0, 0.15], np.linspace(0.15, 1.0, rungs - 1)[1:]]) if rungs > 2 else np.array([0.0, 1.0])
+    u = np.stack([np.random.RandomState(int(s) + 4242).rand(rungs - 1) for s in seeds])
+    lengths = torch.from_numpy(np.concatenate([np.zeros((n_heads, 1)), edges[:-1] + u * np.diff(edges)], 1)).float()
+    images, hair = [], []
+    for a in tqdm(range(0, n_heads, batch), desc="rendering length ladders", unit="batch", disable=not progress):
+        ws = latents(G, seeds[a:a + batch])
+        hair.append(G.attributes(ws)["hair"])
+        k = len(ws)
+        ws = G.with_hair_length(ws.repeat_interleave(rungs, 0), lengths[a:a + batch].reshape(-1))
+        img, _ = render_batch(G, ws, cams[a:a + batch].repeat_interleave(rungs, 0), resolution, seed=camera_seed + a)
+        images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(k, rungs, *img.shape[1:]))
+    return {"images": torch.cat(images), "lengths": lengths, "hair": torch.cat(hair)}
+
+
+def length_ladder_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:
+    """The length-ranking term's renders for a train-clip config (cached in ``work_dir``, named by the world's
+    version)."""
+    n, k = min(cfg["ladder_heads"], cfg["heads"]), cfg["ladder_rungs"]
+    path = Path(work_dir) / f"ladder_{n}x{k}_s{cfg['seed']}_w{WORLD_VERSION}.safetensors"
+    return cached_dataset(path, make_length_ladder, n_heads=n, seed_base=TRAIN_SEED_BASE, rungs=k,
+                          resolution=cfg["resolution"], camera_seed=cfg["seed"], progress=progress)
 
 
 def clip_training_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:

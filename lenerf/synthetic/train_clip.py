@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..clip.models import _wrap, miniclip_model
 from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
-from .data import ATTR_KEYS, TRAIN_SEED_BASE, clip_training_data, random_affine, to_float
+from .data import ATTR_KEYS, TRAIN_SEED_BASE, clip_training_data, length_ladder_data, random_affine, to_float
 from .world import ATTRIBUTES
 
 MODEL_CFG = {
@@ -57,7 +57,14 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # hair"))), with and without the head's hair colour in the texts, fit to the hair-length code by binary
           # cross-entropy, so that "long" reads as a slope over the length rather than a step (0 = off; README:
           # measured for hair_long, not shipped)
-          "graded_length": 0.0}
+          "graded_length": 0.0,
+          # weight of a length-ranking term: `ladder_heads` training heads, each rendered from one camera at
+          # `ladder_rungs` growing hair lengths (the first 0, the next in (0, 0.15]); every step `ladder_batch` of
+          # them, with one random affine per head, and the logistic loss of every pair of rungs whose
+          # long-vs-short logit difference is out of order (with and without the hair colour in the texts). Unlike
+          # the graded term it asks for an order between lengths of the same head, so it has a gradient where the
+          # graded term has none (short hair, p(long) and the length both near 0) (0 = off)
+          "length_rank": 0.0, "ladder_heads": 400, "ladder_rungs": 4, "ladder_batch": 6}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
@@ -112,6 +119,21 @@ def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.
     return (F.binary_cross_entropy_with_logits(plain, target) + F.binary_cross_entropy_with_logits(colour, target)) / 2
 
 
+def length_rank_loss(logits: torch.Tensor, hair: torch.Tensor, rungs: int) -> torch.Tensor:
+    """logits [H * rungs, 2K] of the images of H length ladders (rungs of a head consecutive, lengths growing)
+    against ``_LENGTH_TEXTS``, hair [H] colour classes -> the mean over every pair of rungs i < j of
+    softplus(d_i - d_j), d = logit(long) - logit(short), for the colourless pair and the head's own colour pair."""
+    k = logits.shape[1] // 2
+    col = 1 + hair.repeat_interleave(rungs)
+    rows = torch.arange(len(col))
+    loss = 0.0
+    for d in (logits[:, 0] - logits[:, k], logits[rows, col] - logits[rows, k + col]):
+        d = d.reshape(-1, rungs)
+        i, j = torch.triu_indices(rungs, rungs, 1)
+        loss = loss + F.softplus(d[:, i] - d[:, j]).mean()
+    return loss / 2
+
+
 def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     neg_inf = torch.finfo(logits.dtype).min
     i2t = torch.logsumexp(logits.masked_fill(~pos, neg_inf), 1) - torch.logsumexp(logits, 1)
@@ -132,6 +154,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     data = clip_training_data(cfg, work_dir, progress) if resumed < cfg["steps"] else None
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
         if cfg["finetune_steps"] else None
+    ladder = length_ladder_data(cfg, work_dir, progress) if cfg["length_rank"] else None
     t_data = time.time() - t0
     torch.manual_seed(cfg["seed"])
     model_cfg = {**MODEL_CFG, "vision_cfg": {**MODEL_CFG["vision_cfg"], "layers": cfg["vision_layers"],
@@ -171,9 +194,15 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         rng = np.random.RandomState((cfg["seed"] * 7919 + step) % 2 ** 32)
         idx = torch.randint(0, len(images), (cfg["batch"],), generator=gen)
         x = random_affine(to_float(images[idx]), gen)
+        if ladder is not None:
+            # one affine per head for all its rungs (a zoom moves the hair's lower edge more than a rung does)
+            lid = torch.randint(0, len(ladder["images"]), (cfg["ladder_batch"],), generator=gen)
+            lx = to_float(ladder["images"][lid])  # [H, rungs, 3, R, R]
+            lx = random_affine(lx.flatten(1, 2), gen).reshape(lx.shape).flatten(0, 1)
+            x = torch.cat([x, lx])
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
-        texts = [t for t, _ in caps] + (_LENGTH_TEXTS if cfg["graded_length"] else [])
+        texts = [t for t, _ in caps] + (_LENGTH_TEXTS if cfg["graded_length"] or cfg["length_rank"] else [])
         if cfg["attention_entropy"]:
             feats, probs = encode_with_last_attention(model.visual, clip.preprocess(x), leaf=False)
             cls = probs[:, :, 0].clamp_min(1e-12)
@@ -184,7 +213,13 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         txt = F.normalize(model.encode_text(clip.tokenize(texts)), dim=-1)
         scale = model.logit_scale.exp()
         n_caps = len(caps)
+        n_img = len(idx)
+        if ladder is not None:
+            loss_rank = length_rank_loss(scale * img[n_img:] @ txt[n_caps:].T, ladder["hair"][lid], cfg["ladder_rungs"])
+            img = img[:n_img]
         loss = multi_positive_loss(scale * img @ txt[:n_caps].T, pos) - cfg["attention_entropy"] * entropy
+        if ladder is not None:
+            loss = loss + cfg["length_rank"] * loss_rank
         if cfg["graded_length"]:
             # hair-length codes (renders cached before they were stored: the class, 0 or 1)
             lengths = (phase["hair_length"] if "hair_length" in phase
@@ -222,6 +257,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                        "palette colour" if cfg.get("color_jitter") else "")
                     + (f", {cfg['length_jitter']:g} of them with a hair-length code from U(0, 1)"
                        if cfg.get("length_jitter") else "")
+                    + (f"; {cfg['ladder_heads']} of the heads also at {cfg['ladder_rungs']} growing hair lengths "
+                       "for the length-ranking term" if cfg.get("length_rank") else "")
                     + (f"; then {cfg['finetune_steps']} steps on the same heads with colours moved off the palette by "
                        f"up to {cfg['finetune_jitter']:g}" if cfg["finetune_steps"] else ""),
             "wall_time_s": {"render_data": round(t_data, 1), "total_train_incl_data": round(t_train, 1)},

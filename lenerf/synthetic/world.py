@@ -25,6 +25,11 @@ from ..fields import Field
 from ..generator import Generator, check_camera
 from ..rendering import RenderSettings
 
+#: bumped whenever renders of a latent change: cached datasets that hold such renders carry it in their file name.
+#: Version 3 grows hair between the two lengths at the sides as well as at the nape (the world's own latents, with
+#: lengths 0 or 1 only, render bit-identically in versions 1 to 3)
+WORLD_VERSION = 3
+SIDE_DROP = 0.5  # how far the hair line drops over the ears per unit of min(h, 1 - h)
 PARTS = ("skin", "eyes", "hair", "lips", "nose", "ears")  # label k+1 in label images; 0 = background
 LABELS = ("background",) + PARTS
 
@@ -154,11 +159,13 @@ class SyntheticHeadField(Field):
         cap_r = torch.cat([0.228 * hw, 0.285 * hh, 0.25 * one], -1)
         cap = _ellipsoid(pts, v(0, 0.018, -0.012), cap_r)
         line = 0.10 + 0.45 * (pts[..., 2] - 0.2) - pts[..., 1]  # > 0 below the hair line
-        # between the two lengths the hair line also drops at the nape (0 at h = 0 and h = 1, where the slab covers
-        # it), so that growing hair from h = 0 moves a visible surface: the render has a gradient in h at h = 0
+        # between the two lengths the hair line also drops at the nape and, over the ears, at the sides (0 at h = 0
+        # and h = 1, where the slab covers both), so that growing hair from h = 0 moves a surface that every view
+        # sees: the render has a gradient in h at h = 0, and the hair visibly lengthens from there
         h = per(p.hair_length).squeeze(-1)
         nape = ((0.05 - pts[..., 2]) / 0.15).clamp(0, 1)
-        line = line - 0.25 * torch.minimum(h, 1 - h) * nape
+        side = ((pts[..., 0].abs() - 0.12) / 0.06).clamp(0, 1) * ((0.08 - pts[..., 2]) / 0.08).clamp(0, 1)
+        line = line - torch.minimum(h, 1 - h) * (0.25 * nape + SIDE_DROP * side)
         cap = torch.maximum(cap, line)
         bottom = 0.02 - 0.40 * h  # long hair reaches down to about y = -0.38
         slab = torch.maximum(torch.maximum(pts[..., 0].abs() - 0.235 * hw.squeeze(-1), bottom - pts[..., 1]),
