@@ -254,3 +254,13 @@ def test_text_features_are_encoded_once_per_prompt_list_and_bounded():
     for i in range(10):
         c.text_features([f"{i} red lips"])
     assert len(c._text_cache) == 3
+
+
+def test_length_response_of_the_shipped_miniclip_is_a_step(clip):
+    """eval-clip --lengths: the shipped MiniCLIP (trained on the world's lengths 0 and 1 only) reads every
+    in-between length as short and h = 1 as long, so a length edit's mapper has no slope to follow from short hair
+    (README, "Why hair_long fails"); the length-ranking term of train-clip is what makes it rise from h = 0."""
+    from lenerf.synthetic.evaluate import length_response
+    r = length_response(clip, heads=2, lengths=(0.0, 0.3, 0.7, 1.0), resolution=64)
+    assert r["heads"] == 2 and r["views"] == 3 and len(r["p_long_mean"]) == 4
+    assert max(r["p_long_max"][:3]) < 0.05 < 0.9 < r["p_long_min"][3]

@@ -173,7 +173,10 @@ def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str
     ws + strength * mapper(ws) by the world's ground truth (no rendering; the mask and renderer play no part):
     the mean source and target colour, the spread of the target colour over the heads (a mapper that learnt only a
     constant shift moves every class by the same amount), and the share of heads whose target latent carries the
-    target value. Colours are the world's RGB in [0, 1]; ``part`` must be one of ``COLOR_PARTS``."""
+    target value. Colours are the world's RGB in [0, 1]; ``part`` must be one of ``COLOR_PARTS``. Also, per source
+    hair length, the hair-length code of the targets (mean / min / max; a length edit's mapper must carry short
+    heads past 0.5), and ``other_unchanged_rate``: the share of heads whose target latent keeps every attribute the
+    edit does not name (the latent half of identity)."""
     if part not in COLOR_PARTS:
         raise InputError(f"eval mapper reads colours: {part!r} is not a colour part ({', '.join(COLOR_PARTS)})")
     ws = latents(G, range(seed_base, seed_base + heads))
@@ -192,6 +195,19 @@ def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str
                       "target_rgb": [round(x, 3) for x in ct[sel].mean(0).tolist()],
                       "target_rgb_std": round(ct[sel].std(0, unbiased=False).mean().item(), 4),
                       "target_rate": round(hit[sel].float().mean().item(), 4)}
+    h_src, h_dst = G.params(ws).hair_length, G.params(wt).hair_length
+    lengths = {}
+    for i, name in enumerate(ATTRIBUTES["hair_length"]):
+        sel = src["hair_length"] == i
+        if sel.any():
+            lengths[name] = {"heads": int(sel.sum()), "source_mean": round(h_src[sel].mean().item(), 4),
+                             **{f"target_{f}": round(getattr(h_dst[sel], f)().item(), 4) for f in ("mean", "min", "max")}}
+    kept = torch.ones(heads, dtype=torch.bool)
+    for k in ATTRIBUTES:
+        if k not in target:
+            kept &= dst[k] == src[k]
     return {"part": part, "target": target, "heads": heads, "head_seeds": [seed_base, seed_base + heads - 1],
             "residual_norm_mean": round((wt - ws).norm(dim=-1).mean().item(), 4),
-            "target_rate": round(hit.float().mean().item(), 4), "by_source_class": rows}
+            "target_rate": round(hit.float().mean().item(), 4),
+            "other_unchanged_rate": round(kept.float().mean().item(), 4), "by_source_class": rows,
+            "hair_length_by_source": lengths}

@@ -35,10 +35,14 @@ def main(argv=None) -> int:
                    help="share of training heads whose hair-length code is drawn from U(0, 1)")
     t.add_argument("--graded-length", type=float, default=None,
                    help="weight of the term that fits p(long hair) to the hair-length code")
+    t.add_argument("--length-rank", type=float, default=None,
+                   help="weight of the term that orders renders of one head at growing hair lengths")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
     e.add_argument("--model", default="checkpoints/miniclip", help="MiniCLIP folder")
     e.add_argument("--work", default="runs/miniclip", help="dataset cache (held-out renders are made once)")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model's card.json")
+    e.add_argument("--lengths", action="store_true",
+                   help="only p(long hair) of short-haired held-out heads grown to codes 0 ... 1 (seconds)")
     c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
     c.add_argument("--out", default="checkpoints/attribute_classifier", help="model folder")
     c.add_argument("--work", default="runs/classifier", help="dataset cache + resumable training state")
@@ -60,13 +64,18 @@ def main(argv=None) -> int:
                                              "color_jitter": a.color_jitter, "finetune_steps": a.finetune_steps,
                                              "finetune_jitter": a.finetune_jitter,
                                              "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
-                                             "graded_length": a.graded_length}.items() if v is not None}
+                                             "graded_length": a.graded_length,
+                                             "length_rank": a.length_rank}.items() if v is not None}
         card = train_clip(a.out, a.work, overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
         from ..clip.models import load_clip
         from .evaluate import evaluate_clip
         from .train_clip import CONFIG
+        if a.lengths:
+            from .evaluate import length_response
+            print(json.dumps(length_response(load_clip(a.model)), indent=1))
+            return 0
         cfg = json.loads((__import__("pathlib").Path(a.model) / "card.json").read_text())["config"] \
             if (__import__("pathlib").Path(a.model) / "card.json").is_file() else CONFIG
         scores = evaluate_clip(load_clip(a.model), cfg, a.work)

@@ -120,3 +120,38 @@ def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bo
             "relevance_iou_negative_skin": relevance_scores(clip, data, train, negative=list(NEGATIVE_SKIN)),
             "relevance_iou_shifted": relevance_scores(clip, data, train, shift_px=RELEVANCE_SHIFT_PX),
             "eval_images": len(data["images"])}
+
+
+#: hair-length codes at which ``length_response`` reads a model
+LENGTH_STEPS = (0.0, 0.03, 0.06, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
+
+
+@torch.no_grad()
+def length_response(clip: ClipModel, heads: int = 8, lengths=LENGTH_STEPS, resolution: int = 64) -> dict:
+    """How a model reads hair length: the first ``heads`` short-haired held-out heads (seeds from EVAL_SEED_BASE
+    + 70000), three views each (yaw/pitch (-0.3, 0.1), (0.3, -0.1), (0, 0)), rendered with the hair-length code set
+    to each of ``lengths``; p(long) = sigmoid(logit scale x (cos(image, "a face with long hair") - cos(image, "a face
+    with short hair"))) -> {"lengths", "p_long_mean", "p_long_min", "p_long_max"} (one value per length). A model an
+    edit can follow from short hair rises from h = 0; one trained on the world's lengths only is a step."""
+    from .data import latents
+    from .world import SyntheticHeads
+    G = SyntheticHeads().to(clip.mean.device)
+    seeds = range(EVAL_SEED_BASE + 70_000, EVAL_SEED_BASE + 70_000 + 40 * heads)
+    ws = latents(G, seeds).to(clip.mean.device)
+    short = torch.nonzero(G.attributes(ws)["hair_length"] == 0).squeeze(1)[:heads]
+    ws = ws[short].repeat_interleave(3, 0)
+    cams = torch.cat([G.camera(y, p) for y, p in [(-0.3, 0.1), (0.3, -0.1), (0.0, 0.0)]]).to(ws).repeat(len(short), 1)
+    m = clip.model
+    t = torch.nn.functional.normalize(m.encode_text(clip.tokenize(["a face with long hair", "a face with short hair"])
+                                                    .to(ws.device)), dim=-1)
+    out = {"lengths": list(lengths), "heads": len(short), "views": 3, "p_long_mean": [], "p_long_min": [],
+           "p_long_max": []}
+    for h in lengths:
+        w = G.with_hair_length(ws, torch.full((len(ws),), float(h)))
+        img = G.render_field(G.field(w), w, cams, resolution)["image"].clamp(-1, 1)
+        e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(img)), dim=-1)
+        d = m.logit_scale.exp() * (e @ t.T)
+        p = torch.sigmoid(d[:, 0] - d[:, 1])
+        for f in ("mean", "min", "max"):
+            out[f"p_long_{f}"].append(round(getattr(p, f)().item(), 4))
+    return out
