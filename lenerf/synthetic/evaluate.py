@@ -142,13 +142,13 @@ def length_response(clip: ClipModel, heads: int = 8, lengths=LENGTH_STEPS, resol
     ws = ws[short].repeat_interleave(3, 0)
     cams = torch.cat([G.camera(y, p) for y, p in [(-0.3, 0.1), (0.3, -0.1), (0.0, 0.0)]]).to(ws).repeat(len(short), 1)
     m = clip.model
-    t = torch.nn.functional.normalize(m.encode_text(clip.tokenize(["a face with long hair", "a face with short hair"])
-                                                    .to(ws.device)), dim=-1)
+    t = torch.nn.functional.normalize(clip.text_features(["a face with long hair", "a face with short hair"]), dim=-1)
     out = {"lengths": list(lengths), "heads": len(short), "views": 3, "p_long_mean": [], "p_long_min": [],
            "p_long_max": []}
     for h in lengths:
         w = G.with_hair_length(ws, torch.full((len(ws),), float(h)))
-        img = G.render_field(G.field(w), w, cams, resolution)["image"].clamp(-1, 1)
+        img = G.render_field(G.field(w), w, cams, resolution,  # the same ray samples at every length
+                             generator=torch.Generator(device=ws.device).manual_seed(0))["image"].clamp(-1, 1)
         e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(img)), dim=-1)
         d = m.logit_scale.exp() * (e @ t.T)
         p = torch.sigmoid(d[:, 0] - d[:, 1])

@@ -126,10 +126,10 @@ def length_rank_loss(logits: torch.Tensor, hair: torch.Tensor, rungs: int) -> to
     k = logits.shape[1] // 2
     col = 1 + hair.repeat_interleave(rungs)
     rows = torch.arange(len(col))
+    i, j = torch.triu_indices(rungs, rungs, 1)
     loss = 0.0
     for d in (logits[:, 0] - logits[:, k], logits[rows, col] - logits[rows, k + col]):
         d = d.reshape(-1, rungs)
-        i, j = torch.triu_indices(rungs, rungs, 1)
         loss = loss + F.softplus(d[:, i] - d[:, j]).mean()
     return loss / 2
 
