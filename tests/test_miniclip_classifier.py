@@ -264,3 +264,11 @@ def test_length_response_of_the_shipped_miniclip_is_a_step(clip):
     r = length_response(clip, heads=2, lengths=(0.0, 0.3, 0.7, 1.0), resolution=64)
     assert r["heads"] == 2 and r["views"] == 3 and len(r["p_long_mean"]) == 4
     assert max(r["p_long_max"][:3]) < 0.05 < 0.9 < r["p_long_min"][3]
+
+
+def test_synthetic_cli_reports_a_missing_model_in_one_line(tmp_path, capsys):
+    from lenerf.synthetic.__main__ import main
+    (tmp_path / "empty").mkdir()
+    assert main(["eval-clip", "--model", str(tmp_path / "empty"), "--lengths"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: MiniCLIP weights not found") and "Traceback" not in err

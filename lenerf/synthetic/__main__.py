@@ -9,6 +9,17 @@ from ..runtime import setup
 
 
 def main(argv=None) -> int:
+    """Runs a subcommand; a LENeRFError (missing weights, bad input) is one line on stderr and exit status 2, as in
+    ``python -m lenerf``."""
+    from ..errors import LENeRFError
+    try:
+        return _main(argv)
+    except LENeRFError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m lenerf.synthetic", description=__doc__)
     p.add_argument("--threads", type=int, default=2)
     sub = p.add_subparsers(dest="cmd", required=True)
