@@ -57,10 +57,11 @@ class MaskedBlend(Field):
     mask can be volume-rendered with the source weights afterwards."""
 
     def __init__(self, source: Field, target: Field, attention: AttentionField | None, ws: Tensor, wt: Tensor,
-                 texture_only: bool = False, threshold: float | None = None):
+                 texture_only: bool = False, threshold: float | None = None, binarize: bool = False):
         """``attention=None``: m = 1 everywhere (an edit trained without a mask, the global-edit ablation)."""
         self.source, self.target, self.attention = source, target, attention
         self.ws, self.wt, self.texture_only, self.threshold = ws, wt, texture_only, threshold
+        self.binarize = binarize
         self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
         self.masks: list[Tensor] = []
 
@@ -75,7 +76,11 @@ class MaskedBlend(Field):
             return torch.ones(*fs.shape[:-1], 1, device=fs.device, dtype=fs.dtype)
         desc_t = self.target.descriptor(ft) if self.attention.kind == "attention" else None
         m = self.attention(self.source.descriptor(fs), points, self.ws, self.wt, desc_t)
-        if self.threshold is not None and not self.attention.training:
+        if self.attention.training:
+            return m
+        if self.binarize:  # 1 above the threshold: new geometry comes out solid, not half-blended
+            m = (m > (0.5 if self.threshold is None else self.threshold)).to(m.dtype)
+        elif self.threshold is not None:
             m = torch.where(m > self.threshold, m, torch.zeros_like(m))
         return m
 
@@ -104,6 +109,8 @@ class Edit:
     texture_only: bool = False
     threshold: float | None = None
     name: str = "edit"
+    #: the mask at inference is 1 above the threshold (0.5 without one) and 0 below (the config's binarize_mask)
+    binarize: bool = False
     #: False for an edit trained without the attention field (global-edit ablation): m = 1 everywhere
     use_mask: bool = True
 
@@ -141,7 +148,7 @@ class LocalEditor:
             tgt = self.G.field(wt, noise_mode)
             base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
             blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
-                                e.threshold)
+                                e.threshold, e.binarize)
             layers.append(blend)
             field = blend
         return src, field, layers

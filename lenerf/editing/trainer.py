@@ -3,7 +3,8 @@
 Each iteration draws B identities x V views and renders the sources once (their samples and features are kept):
 
 1. attention-field step: relevance maps of the mask prompt in the source (and, with ``enlarged_mask``, in the raw
-   target) -> pseudo-label 2R - 1 -> mask MSE + binarisation + top/bottom-k + TV on the rendered 2D mask;
+   target) -> pseudo-label 2R - 1 -> mask MSE + binarisation + top/bottom-k + TV on the rendered 2D mask (with
+   ``mask_target_rays`` also on the mask rendered along the raw target's rays, where new geometry is);
 2. mapper (+ deformation) step: fused render at the source's samples with the (constant) mask -> CLIP loss
    against the source + latent L2.
 
@@ -68,6 +69,16 @@ class EditConfig:
     deformation: bool = False
     texture_only: bool = True
     enlarged_mask: bool = False
+    #: with enlarged_mask, for geometry edits: also supervise the mask rendered along the raw target's rays (its
+    #: samples and weights). New geometry appears where the source is empty, and the source's weights carry no
+    #: supervision there, so without it the mask is unconstrained where e.g. long hair grows (a deviation from the
+    #: official loop, which renders the mask with the source weights only). Each render's mask is then fit to its
+    #: own image's relevance map (instead of the elementwise max of both): the source's rays would otherwise learn
+    #: the target's new hair on the backdrop behind it
+    mask_target_rays: bool = False
+    #: with mask_target_rays: the quantile for the target image's pseudo-labels (default: relevance_quantile); an
+    #: edit that grows the part (long hair) needs a larger share of the target image
+    relevance_quantile_target: float | None = None
     use_mask: bool = True  # False: the global-edit ablation (no attention field, plain target render)
     #: CLIP loss of the mapper step: "dir_nce" (paper), "dir_diff", "default" or "zero_shot" (clip/losses.py)
     loss: str = "dir_nce"
@@ -98,8 +109,11 @@ class EditConfig:
     mask_stride: int = 1
     #: attention-field-only steps before the edit steps (source render + relevance + mask update; no mapper, no
     #: CLIP edit loss): a mask learnt from many more heads and views than the mapper needs, at a fraction of the
-    #: cost of a full step. The run then takes afn_warmup + steps steps.
+    #: cost of a full step. The run then takes afn_warmup + steps (+ afn_cooldown) steps.
     afn_warmup: int = 0
+    #: attention-field-only steps after the edit steps, against the trained mapper's target: where a geometry edit
+    #: grows new shape (with mask_target_rays), the mask has seen that shape only during the edit steps before
+    afn_cooldown: int = 0
     #: learning rate of the attention field (default: lr)
     lr_attention: float | None = None
     #: learning rate of the mapper and deformation (default: lr). The official lr (3e-3 with the mapper's lr
@@ -114,6 +128,10 @@ class EditConfig:
     superresolution: bool = False
     truncation_psi: float = 1.0
     threshold: float | None = None
+    #: inference: the mask is 1 where it exceeds the threshold (0.5 without one) and 0 elsewhere, instead of the soft
+    #: mask cut below the threshold. For a geometry edit: a soft mask half-blends the target's new shape (long hair
+    #: came out as see-through strands that the classifier read as short)
+    binarize_mask: bool = False
     save_every: int = 100
     preview_every: int = 50
     #: ground truth for `lenerf eval` on the synthetic world, e.g. {"part": "eyes", "target": {"eyes": "blue"}}
@@ -134,12 +152,21 @@ class EditConfig:
                 raise InputError(f"{name.replace('_', ' ')} is too long ({len(text)} > 200 characters)")
         if not 1 <= self.steps <= max_steps:
             raise InputError(f"steps must be between 1 and {max_steps}, got {self.steps}")
-        if not 0 <= self.afn_warmup <= max_steps:
-            raise InputError(f"afn_warmup must be between 0 and {max_steps}, got {self.afn_warmup}")
+        for name in ("afn_warmup", "afn_cooldown"):
+            if not 0 <= getattr(self, name) <= max_steps:
+                raise InputError(f"{name} must be between 0 and {max_steps}, got {getattr(self, name)}")
         if self.mask_stride < 1 or self.resolution % self.mask_stride:
             raise InputError(f"mask_stride must divide the resolution ({self.resolution}), got {self.mask_stride}")
-        if self.afn_warmup and not self.use_mask:
-            raise InputError("afn_warmup needs the attention field (use_mask)")
+        if self.mask_target_rays and not (self.enlarged_mask and self.use_mask):
+            raise InputError("mask_target_rays needs enlarged_mask (the raw target render) and the attention field")
+        if self.relevance_quantile_target is not None and not self.mask_target_rays:
+            raise InputError("relevance_quantile_target applies to the target's rays: set mask_target_rays")
+        for name in ("relevance_quantile", "relevance_quantile_target"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value < 1:
+                raise InputError(f"{name} must be in (0, 1), got {value}")
+        if (self.afn_warmup or self.afn_cooldown) and not self.use_mask:
+            raise InputError("afn_warmup and afn_cooldown need the attention field (use_mask)")
         if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
             raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
                              f"got {self.relevance_shift_px} and {self.relevance_shifts}")
@@ -217,11 +244,12 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     settings = G.render_settings.replace(depth_resolution=preset.depth_resolution,
                                          depth_resolution_importance=preset.depth_resolution_importance)
     t0, start_step = time.time(), step
-    total = cfg.afn_warmup + cfg.steps  # attention-field warm-up steps first, then the edit steps
+    total = cfg.afn_warmup + cfg.steps + cfg.afn_cooldown  # mask warm-up, edit steps, mask cool-down
     bar = tqdm(total=total, initial=step, desc=f"train '{cfg.edit_prompt}'", unit="step", disable=not progress)
     history = []
     while step < total:
-        warmup = step < cfg.afn_warmup
+        cooldown = step >= cfg.afn_warmup + cfg.steps
+        warmup = step < cfg.afn_warmup or cooldown  # a mask-only step
         if should_stop is not None and should_stop():
             TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
             bar.close()
@@ -251,16 +279,20 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             # 1) attention field ------------------------------------------------------------------------------
             if cfg.use_mask:
                 with torch.no_grad():
-                    rel = relevance(src_img)
+                    rel = rel_t = relevance(src_img)
                     if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                         tgt = render(tgt_field, origins, dirs, settings,
-                                     generator=torch.Generator(device=dev).manual_seed(step + 1))
+                                     generator=torch.Generator(device=dev).manual_seed(step + 1),
+                                     capture_features=cfg.mask_target_rays and cfg.afn_kind == "attention",
+                                     return_samples=cfg.mask_target_rays)
                         tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
-                        rel = torch.maximum(rel, relevance(tgt_img))
-                if cfg.relevance_quantile is not None:
-                    q = torch.quantile(rel.flatten(1), cfg.relevance_quantile, dim=1).clamp_min(1e-6)
-                    rel = (rel >= q.view(-1, 1, 1, 1)).float() if cfg.relevance_binarize \
-                        else (rel / q.view(-1, 1, 1, 1)).clamp(0, 1)
+                        rel_t = relevance(tgt_img)
+                        if not cfg.mask_target_rays:
+                            rel = torch.maximum(rel, rel_t)
+                rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize)
+                if cfg.mask_target_rays:
+                    rel_t = _pseudo_labels(rel_t, cfg.relevance_quantile_target or cfg.relevance_quantile,
+                                           cfg.relevance_binarize)
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
                 x_all = pts.reshape(n, -1, 3)
                 # the mask is supervised on every mask_stride-th ray row and column (the relevance maps are much
@@ -273,7 +305,16 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 m2d = (2 * composite_mask(m_sub, w_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
                 if ms > 1:
                     rel = F.interpolate(rel, size=(res // ms, res // ms), mode="area")
-                ml = mask_losses(m2d, 2 * rel - 1, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
+                    rel_t = F.interpolate(rel_t, size=(res // ms, res // ms), mode="area")
+                label = 2 * rel - 1
+                if cfg.mask_target_rays:  # the mask along the raw target's rays, fit to the target's own map
+                    wt_sub = tgt.sample_weights[:, rays]
+                    xt = (origins[:, rays].unsqueeze(-2) + tgt.sample_depths[:, rays] * dirs[:, rays].unsqueeze(-2))
+                    ft_sub = None if tgt.sample_features is None else tgt.sample_features[:, rays]
+                    mt = _mask_at_target(modules.attention, src_field, tgt_field, xt, ft_sub, ws, wt0, wt_sub)
+                    m2d_t = (2 * composite_mask(mt, wt_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
+                    m2d, label = torch.cat([m2d, m2d_t]), torch.cat([label, 2 * rel_t - 1])
+                ml = mask_losses(m2d, label, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
                 loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                           + cfg.lambda_tv * ml["tv"])
                 opt_a.zero_grad(set_to_none=True)
@@ -288,7 +329,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         else:
                             m = _mask_at(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights)
                 logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
-                logs["coverage"] = (m2d > 0).float().mean().item()
+                logs["coverage"] = (m2d[:n] > 0).float().mean().item()
             else:  # the global-edit ablation: the target everywhere
                 m = torch.ones(n, pts.shape[1], s_count, 1, device=dev)
             # 2) mapper (+ deformation); skipped in the attention-field warm-up -------------------------------
@@ -334,7 +375,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             bar.update(1)
             bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
                             cov=f"{logs.get('coverage', 0):.2f}")
-            info = {"step": step, "steps": total, "phase": "mask warm-up" if warmup else "edit", "eta_s": eta, "elapsed_s": elapsed, **logs}
+            info = {"step": step, "steps": total, "phase": "mask cool-down" if cooldown else "mask warm-up" if warmup else "edit", "eta_s": eta, "elapsed_s": elapsed, **logs}
             if cfg.preview_every and (step % cfg.preview_every == 0 or step == total):
                 info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
                 from ..media import save_png
@@ -373,6 +414,15 @@ def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor,
     return colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), colors_k), sigma
 
 
+def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool) -> Tensor:
+    """Relevance maps [N, 1, R, R] in [0, 1] -> pseudo-labels R (the mask is fit to 2R - 1): unchanged without a
+    quantile; else each map divided by its ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q."""
+    if quantile is None:
+        return rel
+    q = torch.quantile(rel.flatten(1), quantile, dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    return (rel >= q).float() if binarize else (rel / q).clamp(0, 1)
+
+
 def _strided_rays(res: int, stride: int, device) -> Tensor:
     """Indices of the rays on every ``stride``-th row and column of a res x res image (row-major)."""
     k = torch.arange(0, res, stride, device=device)
@@ -389,6 +439,23 @@ def _mask_at(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_
     m_sel = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))
     m = torch.zeros(n, m_rays * (s1 + 1), 1, device=x.device, dtype=m_sel.dtype).scatter(1, idx.unsqueeze(-1), m_sel)
     return m.reshape(n, m_rays, s1 + 1, 1)
+
+
+def _mask_at_target(attention, src_field, tgt_field, x: Tensor, ft: Tensor | None, ws: Tensor, wt: Tensor,
+                    weights: Tensor) -> Tensor:
+    """The attention field at the samples x [N, M, S, 3] of the raw target's rays that carry weight (``weights``
+    [N, M, S-1, 1]), 0 elsewhere -> [N, M, S, 1]. Its inputs are read there as at the source's samples: the source
+    field's descriptors (and, for the "attention" kind, the target's, from its captured features ft [N, M, S, F])."""
+    n, m_rays, s, _ = x.shape
+    idx = weighted_samples(weights)
+    sel = lambda t: torch.gather(t.reshape(n, m_rays * s, -1), 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+    xs = sel(x)
+    with torch.no_grad():
+        desc_s = src_field.descriptor(src_field.features(xs))
+        desc_t = tgt_field.descriptor(sel(ft)) if attention.kind == "attention" else None
+    m_sel = attention(desc_s, xs, ws, wt, desc_t)
+    m = torch.zeros(n, m_rays * s, 1, device=x.device, dtype=m_sel.dtype).scatter(1, idx.unsqueeze(-1), m_sel)
+    return m.reshape(n, m_rays, s, 1)
 
 
 def _preview(src: Tensor, edited: Tensor, m2d: Tensor | None) -> np.ndarray:

@@ -46,9 +46,11 @@ EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000,
 
 
 def _scale_warmup(base: dict, over: dict) -> dict:
-    """Other step counts than the recipe's keep its ratio of attention-field warm-up steps to edit steps."""
-    if "steps" in over and base.get("afn_warmup"):
-        over = {**over, "afn_warmup": round(base["afn_warmup"] * over["steps"] / base.get("steps", over["steps"]))}
+    """Other step counts than the recipe's keep its ratio of attention-field warm-up (and cool-down) steps to edit
+    steps."""
+    for name in ("afn_warmup", "afn_cooldown"):
+        if "steps" in over and base.get(name):
+            over = {**over, name: round(base[name] * over["steps"] / base.get("steps", over["steps"]))}
     return over
 
 
@@ -373,7 +375,7 @@ class Studio:
             shutil.copytree(staging, final, ignore=shutil.ignore_patterns("train_state.*"))
             return final  # the staging folder (with its resumable checkpoint) is kept until cleaned up
 
-        return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps, run)
+        return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps + cfg.afn_cooldown, run)
 
     def export_zip(self, name: str) -> Path:
         """Zip of an edit package (edit.json, modules.safetensors, previews) for download."""
