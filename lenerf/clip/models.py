@@ -20,6 +20,10 @@ from ..errors import CheckpointError, NotAvailableError
 
 ROOT = Path(__file__).resolve().parents[2]
 MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
+#: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it) and
+#: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
+#: hair" rises with the length: hair_long is trained against it; README, synthetic world section)
+MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length"}
 
 
 @dataclass
@@ -91,10 +95,11 @@ def _wrap(model, tokenizer, name: str) -> ClipModel:
 
 
 def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str | None = None) -> ClipModel:
-    """``name``: 'miniclip' (or a folder holding open_clip_config.json + model.safetensors), or an open_clip
-    model name such as 'ViT-B-32' with ``pretrained`` ('openai', a local file, or None for random weights)."""
-    folder = MINICLIP_DIR if name == "miniclip" else Path(name)
-    if name == "miniclip" or folder.is_dir():
+    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length': :data:`MINICLIPS`), a folder holding
+    open_clip_config.json + model.safetensors, or an open_clip model name such as 'ViT-B-32' with ``pretrained``
+    ('openai', a local file, or None for random weights)."""
+    folder = MINICLIPS.get(name, Path(name))
+    if name in MINICLIPS or folder.is_dir():
         cfg_path, weights = folder / "open_clip_config.json", folder / "model.safetensors"
         if not cfg_path.is_file() or not weights.is_file():
             raise CheckpointError(f"MiniCLIP weights not found in {folder}; create them with "
@@ -105,7 +110,7 @@ def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str
         state = {k: v.float() for k, v in load_file(weights).items()}
         model.load_state_dict(state, strict=True)
         tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=cfg["model_cfg"]["text_cfg"]["context_length"])
-        clip = _wrap(model, tokenizer, "miniclip" if name == "miniclip" else str(folder))
+        clip = _wrap(model, tokenizer, name if name in MINICLIPS else str(folder))
     else:
         try:
             model = open_clip.create_model(name, pretrained=pretrained)

@@ -24,8 +24,11 @@ def _main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-clip", help="train MiniCLIP (deterministic, resumable) and write its card")
-    t.add_argument("--out", default="checkpoints/miniclip", help="model folder (safetensors + config + card)")
-    t.add_argument("--work", default="runs/miniclip", help="dataset cache + resumable training state")
+    t.add_argument("--preset", choices=["miniclip", "miniclip-length"], default="miniclip",
+                   help="which shipped MiniCLIP's settings to start from (train_clip.SHIPPED; flags below override)")
+    t.add_argument("--out", default=None, help="model folder (safetensors + config + card; default: the preset's "
+                                               "folder under checkpoints/)")
+    t.add_argument("--work", default=None, help="dataset cache + resumable training state (default: runs/PRESET)")
     t.add_argument("--steps", type=int, default=None, help="first-phase steps (default: train_clip.CONFIG)")
     t.add_argument("--heads", type=int, default=None, help="training heads (each rendered from several views)")
     t.add_argument("--seed", type=int, default=None, help="seed of the initialisation, batches and augmentations")
@@ -61,13 +64,14 @@ def _main(argv=None) -> int:
     c.add_argument("--color-jitter", type=float, default=None,
                    help="move the training heads' colours off the palette by up to this much (classes follow)")
     r = sub.add_parser("rebuild-all", help="re-create every shipped checkpoint: MiniCLIP, the classifier, the edits")
-    r.add_argument("--skip-clip", action="store_true", help="keep checkpoints/miniclip")
+    r.add_argument("--skip-clip", action="store_true", help="keep the MiniCLIPs (checkpoints/miniclip*)")
     r.add_argument("--skip-classifier", action="store_true", help="keep checkpoints/attribute_classifier")
     a = p.parse_args(argv)
     setup(a.threads)
     if a.cmd == "train-clip":
-        from .train_clip import train_clip
-        overrides = {k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
+        from ..clip.models import MINICLIPS
+        from .train_clip import SHIPPED, train_clip
+        overrides = {**SHIPPED[a.preset], **{k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
                                              "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
                                              "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
                                              "patch_dropout": a.patch_dropout,
@@ -76,8 +80,8 @@ def _main(argv=None) -> int:
                                              "finetune_jitter": a.finetune_jitter,
                                              "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
                                              "graded_length": a.graded_length,
-                                             "length_rank": a.length_rank}.items() if v is not None}
-        card = train_clip(a.out, a.work, overrides)
+                                             "length_rank": a.length_rank}.items() if v is not None}}
+        card = train_clip(a.out or MINICLIPS[a.preset], a.work or f"runs/{a.preset}", overrides)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
         from ..clip.models import load_clip
@@ -112,22 +116,25 @@ REFERENCE_THRESHOLD = 0.8
 
 def rebuild_all(skip_clip: bool = False, skip_classifier: bool = False) -> None:
     """Every file under checkpoints/ that the project trained, in dependency order; each texture edit's inference
-    threshold is calibrated on training heads (``eval threshold``; geometry edits keep their config's), then every
-    edit's metrics are measured on held-out heads, at its threshold and at ``REFERENCE_THRESHOLD``."""
+    threshold is calibrated on training heads (``eval threshold``; geometry edits, ``texture_only`` false, keep
+    their config's), then every edit's metrics are measured on held-out heads, at its threshold and at
+    ``REFERENCE_THRESHOLD``."""
     from pathlib import Path
 
     from ..cli import main as cli
     root = Path(__file__).resolve().parents[2] / "checkpoints"
     if not skip_clip:
-        from .train_clip import train_clip
-        train_clip(root / "miniclip", "runs/miniclip")
+        from ..clip.models import MINICLIPS
+        from .train_clip import SHIPPED, train_clip
+        for name, settings in SHIPPED.items():
+            train_clip(MINICLIPS[name], f"runs/{name}", settings)
     if not skip_classifier:
         from .classifier import train_classifier
         train_classifier(root / "attribute_classifier", "runs/classifier")
     for cfg in sorted((root / "edits").glob("*.json")):
         out = root / "edits" / cfg.stem
         cli(["train", "--config", str(cfg), "--out", str(out), "--restart", "--device", "cpu"])
-        if not json.loads(cfg.read_text()).get("deformation"):
+        if json.loads(cfg.read_text()).get("texture_only", True):  # the calibration is meant for texture edits
             cli(["eval", "threshold", "--edit", str(out), "--heads", "16", "--out", f"runs/threshold/{cfg.stem}",
                  "--write-threshold"])
         cli(["eval", "edit", "--edit", str(out), "--out", f"runs/eval/{cfg.stem}", "--write-metrics"])

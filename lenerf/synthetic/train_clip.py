@@ -66,6 +66,11 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # graded term has none (short hair, p(long) and the length both near 0) (0 = off)
           "length_rank": 0.0, "ladder_heads": 400, "ladder_rungs": 4, "ladder_batch": 6}
 
+#: the shipped MiniCLIPs (``lenerf.clip.models.MINICLIPS``) and their settings on top of CONFIG; ``train-clip
+#: --preset NAME`` and ``rebuild-all`` use them. "miniclip-length" learns in-between hair lengths (README, synthetic
+#: world section: hair_long is trained against it, every texture edit against "miniclip")
+SHIPPED = {"miniclip": {}, "miniclip-length": {"length_jitter": 0.5, "graded_length": 0.3, "length_rank": 0.3}}
+
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
             "hair": ["{hair_length} {hair} hair", "{hair} hair", "{hair_length} hair"]}
