@@ -336,7 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--deformation", action="store_true", help="train the deformation network too")
     t.add_argument("--texture-only", dest="texture_only", action="store_true", default=None)
     t.add_argument("--geometry", dest="texture_only", action="store_false", help="let the edit change geometry")
-    t.add_argument("--clip", default=None, help="'miniclip' (default) or an open_clip model name")
+    t.add_argument("--clip", default=None,
+                   help="'miniclip' (default), 'miniclip-length', a MiniCLIP folder or an open_clip model name")
     t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")
     t.add_argument("--global-edit", action="store_true",
                    help="ablation: train without the attention field (the edit applies everywhere)")
