@@ -375,7 +375,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             bar.update(1)
             bar.set_postfix(clip=f"{logs['clip']:.3f}", mask=f"{logs.get('afn_mask', 0):.3f}",
                             cov=f"{logs.get('coverage', 0):.2f}")
-            info = {"step": step, "steps": total, "phase": "mask cool-down" if cooldown else "mask warm-up" if warmup else "edit", "eta_s": eta, "elapsed_s": elapsed, **logs}
+            phase = "mask cool-down" if cooldown else "mask warm-up" if warmup else "edit"
+            info = {"step": step, "steps": total, "phase": phase, "eta_s": eta, "elapsed_s": elapsed, **logs}
             if cfg.preview_every and (step % cfg.preview_every == 0 or step == total):
                 info["preview"] = _preview(src_img, edited, m2d if cfg.use_mask else None)
                 from ..media import save_png
@@ -448,7 +449,9 @@ def _mask_at_target(attention, src_field, tgt_field, x: Tensor, ft: Tensor | Non
     field's descriptors (and, for the "attention" kind, the target's, from its captured features ft [N, M, S, F])."""
     n, m_rays, s, _ = x.shape
     idx = weighted_samples(weights)
-    sel = lambda t: torch.gather(t.reshape(n, m_rays * s, -1), 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+    def sel(t: Tensor) -> Tensor:
+        return torch.gather(t.reshape(n, m_rays * s, -1), 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
     xs = sel(x)
     with torch.no_grad():
         desc_s = src_field.descriptor(src_field.features(xs))
