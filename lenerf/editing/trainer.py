@@ -279,20 +279,20 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             # 1) attention field ------------------------------------------------------------------------------
             if cfg.use_mask:
                 with torch.no_grad():
-                    rel = rel_t = relevance(src_img)
+                    rel, rel_t = relevance(src_img), None
                     if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
                         tgt = render(tgt_field, origins, dirs, settings,
                                      generator=torch.Generator(device=dev).manual_seed(step + 1),
                                      capture_features=cfg.mask_target_rays and cfg.afn_kind == "attention",
                                      return_samples=cfg.mask_target_rays)
                         tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
-                        rel_t = relevance(tgt_img)
-                        if not cfg.mask_target_rays:
-                            rel = torch.maximum(rel, rel_t)
+                        if cfg.mask_target_rays:  # each render's mask is fit to its own image's map
+                            rel_t = _pseudo_labels(relevance(tgt_img),
+                                                   cfg.relevance_quantile_target or cfg.relevance_quantile,
+                                                   cfg.relevance_binarize)
+                        else:
+                            rel = torch.maximum(rel, relevance(tgt_img))
                 rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize)
-                if cfg.mask_target_rays:
-                    rel_t = _pseudo_labels(rel_t, cfg.relevance_quantile_target or cfg.relevance_quantile,
-                                           cfg.relevance_binarize)
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
                 x_all = pts.reshape(n, -1, 3)
                 # the mask is supervised on every mask_stride-th ray row and column (the relevance maps are much
@@ -305,7 +305,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 m2d = (2 * composite_mask(m_sub, w_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
                 if ms > 1:
                     rel = F.interpolate(rel, size=(res // ms, res // ms), mode="area")
-                    rel_t = F.interpolate(rel_t, size=(res // ms, res // ms), mode="area")
+                    if rel_t is not None:
+                        rel_t = F.interpolate(rel_t, size=(res // ms, res // ms), mode="area")
                 label = 2 * rel - 1
                 if cfg.mask_target_rays:  # the mask along the raw target's rays, fit to the target's own map
                     wt_sub = tgt.sample_weights[:, rays]

@@ -20,11 +20,12 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
+    from .train_clip import SHIPPED
     p = argparse.ArgumentParser(prog="python -m lenerf.synthetic", description=__doc__)
     p.add_argument("--threads", type=int, default=2)
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train-clip", help="train MiniCLIP (deterministic, resumable) and write its card")
-    t.add_argument("--preset", choices=["miniclip", "miniclip-length"], default="miniclip",
+    t.add_argument("--preset", choices=sorted(SHIPPED), default="miniclip",
                    help="which shipped MiniCLIP's settings to start from (train_clip.SHIPPED; flags below override)")
     t.add_argument("--out", default=None, help="model folder (safetensors + config + card; default: the preset's "
                                                "folder under checkpoints/)")
@@ -70,7 +71,7 @@ def _main(argv=None) -> int:
     setup(a.threads)
     if a.cmd == "train-clip":
         from ..clip.models import MINICLIPS
-        from .train_clip import SHIPPED, train_clip
+        from .train_clip import train_clip
         overrides = {**SHIPPED[a.preset], **{k: v for k, v in {"steps": a.steps, "heads": a.heads, "seed": a.seed,
                                              "vision_layers": a.vision_layers, "eval_heads": a.eval_heads,
                                              "vision_width": a.vision_width, "vision_head_width": a.vision_head_width,
