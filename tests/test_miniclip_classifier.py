@@ -30,13 +30,14 @@ def heldout():
 def test_miniclip_is_an_open_clip_model_within_budget(clip):
     import open_clip
 
-    from lenerf.clip.models import MINICLIPS
+    from lenerf.clip.models import MINICLIPS, SHARED_TOKEN_TABLE
     from lenerf.synthetic.train_clip import CONFIG, SHIPPED
     assert isinstance(clip.model, open_clip.CLIP)
     assert set(MINICLIPS) == set(SHIPPED) == {"miniclip", "miniclip-length"}
-    # both shipped MiniCLIPs together (19.98 MiB; issue budget: 20 MB in all)
-    size = sum(f.stat().st_size for folder in MINICLIPS.values() for f in folder.iterdir())
-    assert size <= 20 * 1024 * 1024
+    # both shipped MiniCLIPs with the token table they share (11.5 MB; issue budget: 20 MB in all, decimal)
+    folders = [*MINICLIPS.values(), SHARED_TOKEN_TABLE.parent]
+    size = sum(f.stat().st_size for folder in folders for f in folder.iterdir())
+    assert size <= 20_000_000
     for name, folder in MINICLIPS.items():
         card = json.loads((folder / "card.json").read_text())
         assert card["made_by"] == "python -m lenerf.synthetic train-clip"
@@ -46,6 +47,51 @@ def test_miniclip_is_an_open_clip_model_within_budget(clip):
         assert all(k not in SHIPPED[name] for k in set(expected) - set(card["config"]))
         assert min(card["scores_held_out"]["zero_shot_accuracy"].values()) >= 0.95
     assert isinstance(load_clip("miniclip-length").model, open_clip.CLIP)
+
+
+def test_the_frozen_token_table_is_stored_once_and_checked(clip, tmp_path, monkeypatch):
+    """Both shipped MiniCLIPs read the one shared, never-trained token table (checked by SHA-256); a table that is
+    not the shared one is stored beside its model, and a folder whose table is missing or another fails loudly."""
+    from safetensors.torch import load_file
+
+    import lenerf.clip.models as cm
+    shared = load_file(cm.SHARED_TOKEN_TABLE)[cm.TOKEN_KEY]
+    for name, folder in cm.MINICLIPS.items():
+        assert cm.TOKEN_KEY not in load_file(folder / "model.safetensors")
+        assert not (folder / cm.TOKEN_FILE).exists()
+        cfg = json.loads((folder / "open_clip_config.json").read_text())
+        assert cfg["token_embedding_sha256"] == cm.table_sha256(shared)
+        model = clip.model if name == "miniclip" else load_clip(name).model
+        assert torch.equal(model.token_embedding.weight, shared.float())
+    # a copy of the shipped MiniCLIP in another folder finds the shared table; another table is kept beside it
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    for f in ("model.safetensors", "open_clip_config.json"):
+        (folder / f).write_bytes((cm.MINICLIP_DIR / f).read_bytes())
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert torch.equal(load_clip(str(folder)).encode_image(x), clip.encode_image(x))
+    assert cm.save_token_table(shared, folder) == cm.table_sha256(shared) and not (folder / cm.TOKEN_FILE).exists()
+    other = shared.clone()
+    other[0, 0] += 1
+    sha = cm.save_token_table(other, folder)
+    assert (folder / cm.TOKEN_FILE).is_file() and sha != cm.table_sha256(shared)
+    with pytest.raises(CheckpointError, match="token table"):  # the config still names the shared table's hash
+        cm.load_token_table(folder, sha[::-1])
+    assert torch.equal(cm.load_token_table(folder, sha), other)
+    cm.save_token_table(shared, folder)  # back to the shared table: the stale copy goes
+    assert not (folder / cm.TOKEN_FILE).exists()
+    # a missing shared table: a shipped folder writes it (what rebuild-all does on a fresh tree), others never do
+    monkeypatch.setattr(cm, "SHARED_TOKEN_TABLE", tmp_path / "tokens" / cm.TOKEN_FILE)
+    with pytest.raises(CheckpointError, match="was not found"):
+        load_clip(str(folder))
+    cm.save_token_table(shared, folder)
+    assert (folder / cm.TOKEN_FILE).is_file() and not cm.SHARED_TOKEN_TABLE.exists()
+    (folder / cm.TOKEN_FILE).unlink()
+    cm.save_token_table(shared, folder, shipped=True)
+    assert cm.SHARED_TOKEN_TABLE.is_file() and not (folder / cm.TOKEN_FILE).exists()
+    card = json.loads((cm.SHARED_TOKEN_TABLE.parent / "card.json").read_text())
+    assert card["sha256"] == cm.table_sha256(shared)
+    assert torch.equal(load_clip(str(folder)).encode_image(x), clip.encode_image(x))
 
 
 def test_miniclip_zero_shot_and_retrieval_on_unseen_heads(clip, heldout):

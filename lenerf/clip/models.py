@@ -1,7 +1,8 @@
 """Loading CLIP models through open_clip: the project's MiniCLIP and real open_clip models share one path.
 
 ``load_clip("miniclip")`` builds open_clip's ``CLIP`` class from ``checkpoints/miniclip/open_clip_config.json`` and
-loads ``model.safetensors``; ``load_clip("ViT-B-32", pretrained="openai")`` goes through
+loads ``model.safetensors`` (plus the frozen token table both shipped MiniCLIPs share, ``checkpoints/miniclip_tokens``);
+``load_clip("ViT-B-32", pretrained="openai")`` goes through
 ``open_clip.create_model`` (needs the weights in the Hub cache when offline). Both come back as a
 :class:`ClipModel`: the open_clip model, its tokenizer and its normalisation, frozen and in eval mode.
 """
@@ -24,6 +25,66 @@ MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
 #: hair" rises with the length: hair_long is trained against it; README, synthetic world section)
 MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length"}
+#: a MiniCLIP's 49408 x 96 token table is never trained (it stays at the seeded init of ``train-clip``), so every
+#: MiniCLIP trained from the same seed holds the same table: the shipped ones share this one file (9.5 MB) instead of
+#: a copy each. A MiniCLIP folder whose model.safetensors lacks ``token_embedding.weight`` reads it from its own
+#: ``token_embedding.safetensors`` or, failing that, from here; the SHA-256 in its open_clip_config.json must match.
+TOKEN_FILE = "token_embedding.safetensors"
+SHARED_TOKEN_TABLE = ROOT / "checkpoints" / "miniclip_tokens" / TOKEN_FILE
+TOKEN_KEY = "token_embedding.weight"
+
+
+def table_sha256(table: Tensor) -> str:
+    """SHA-256 of a token table as stored (float16, row-major bytes)."""
+    import hashlib
+    return hashlib.sha256(table.detach().to("cpu", torch.float16).contiguous().numpy().tobytes()).hexdigest()
+
+
+def load_token_table(folder: Path, sha256: str | None) -> Tensor:
+    """The token table a MiniCLIP folder refers to: its own ``token_embedding.safetensors``, else the shared one
+    (:data:`SHARED_TOKEN_TABLE`); raises CheckpointError when neither holds the table with ``sha256``."""
+    from safetensors.torch import load_file
+    if not sha256:
+        raise CheckpointError(f"{folder}/model.safetensors has no {TOKEN_KEY} and its open_clip_config.json names "
+                              "no token_embedding_sha256")
+    tried = []
+    for path in (Path(folder) / TOKEN_FILE, SHARED_TOKEN_TABLE):
+        if path.is_file():
+            table = load_file(path)[TOKEN_KEY]
+            if table_sha256(table) == sha256:
+                return table
+            tried.append(f"{path} (another table)")
+        else:
+            tried.append(f"{path} (missing)")
+    raise CheckpointError(f"the token table of the MiniCLIP in {folder} (sha256 {sha256[:12]}...) was not found: "
+                          f"tried {', '.join(tried)}. Re-create it with `python -m lenerf.synthetic train-clip`.")
+
+
+def save_token_table(table: Tensor, folder: Path, shipped: bool = False) -> str:
+    """Store a MiniCLIP's token table next to ``folder``'s model.safetensors unless the shared table already is
+    this table (then no copy, and a stale local copy is removed). ``shipped``: the folder is one of
+    :data:`MINICLIPS`, so a missing shared table is written there. Returns the table's SHA-256."""
+    from safetensors.torch import load_file, save_file
+    sha = table_sha256(table)
+    table = table.detach().to("cpu", torch.float16).contiguous()
+    if shipped and not SHARED_TOKEN_TABLE.is_file():
+        SHARED_TOKEN_TABLE.parent.mkdir(parents=True, exist_ok=True)
+        save_file({TOKEN_KEY: table}, SHARED_TOKEN_TABLE)
+        (SHARED_TOKEN_TABLE.parent / "card.json").write_text(json.dumps({
+            "name": "MiniCLIP token table (shared)", "made_by": "python -m lenerf.synthetic train-clip",
+            "what": f"open_clip's {tuple(table.shape)} token embedding at the seeded init of train-clip; never "
+                    "trained, so every MiniCLIP trained from the same seed and model config holds it, and the "
+                    "shipped ones store it here once", "sha256": sha, "stored_dtype": "float16"}, indent=1))
+    local = Path(folder) / TOKEN_FILE
+    try:
+        shared = SHARED_TOKEN_TABLE.is_file() and table_sha256(load_file(SHARED_TOKEN_TABLE)[TOKEN_KEY]) == sha
+    except Exception:  # an unreadable shared file is not this table
+        shared = False
+    if shared:
+        local.unlink(missing_ok=True)
+    else:
+        save_file({TOKEN_KEY: table}, local)
+    return sha
 
 
 @dataclass
@@ -108,6 +169,8 @@ def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str
         model = miniclip_model(cfg["model_cfg"])
         from safetensors.torch import load_file
         state = {k: v.float() for k, v in load_file(weights).items()}
+        if TOKEN_KEY not in state:  # the frozen token table is stored once for all MiniCLIPs (SHARED_TOKEN_TABLE)
+            state[TOKEN_KEY] = load_token_table(folder, cfg.get("token_embedding_sha256")).float()
         model.load_state_dict(state, strict=True)
         tokenizer = open_clip.get_tokenizer("ViT-B-32", context_length=cfg["model_cfg"]["text_cfg"]["context_length"])
         clip = _wrap(model, tokenizer, name if name in MINICLIPS else str(folder))

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from ..clip.models import _wrap, miniclip_model
+from ..clip.models import MINICLIPS, TOKEN_FILE, TOKEN_KEY, _wrap, miniclip_model, save_token_table
 from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
 from .data import ATTR_KEYS, TRAIN_SEED_BASE, clip_training_data, length_ladder_data, random_affine, to_float
@@ -246,17 +246,25 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     t_train = time.time() - t0
     model.eval().requires_grad_(False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.half().contiguous() for k, v in model.state_dict().items()}, out_dir / "model.safetensors")
+    state = {k: v.half().contiguous() for k, v in model.state_dict().items()}
+    # the untrained token table goes to the shared file when it is that table (clip/models.py), else beside the model
+    shipped = out_dir.resolve() in {p.resolve() for p in MINICLIPS.values()}
+    table_sha = save_token_table(state.pop(TOKEN_KEY), out_dir, shipped=shipped)
+    save_file(state, out_dir / "model.safetensors")
     (out_dir / "open_clip_config.json").write_text(json.dumps({
         "model_cfg": model_cfg, "preprocess_cfg": {"mean": list(clip.mean.tolist()), "std": list(clip.std.tolist()),
                                                    "image_size": model_cfg["vision_cfg"]["image_size"]},
-        "tokenizer": "open_clip SimpleTokenizer (ViT-B-32), context_length 32"}, indent=1))
+        "tokenizer": "open_clip SimpleTokenizer (ViT-B-32), context_length 32",
+        "token_embedding_sha256": table_sha}, indent=1))
     from .evaluate import evaluate_clip
     clip = __import__("lenerf.clip.models", fromlist=["load_clip"]).load_clip(str(out_dir))
     scores = evaluate_clip(clip, cfg, work_dir, progress=progress)
     card = {"name": "MiniCLIP (LENeRF Studio synthetic heads world)",
             "made_by": "python -m lenerf.synthetic train-clip", "config": cfg, "model_cfg": model_cfg,
             "parameters": sum(p.numel() for p in model.parameters()), "stored_dtype": "float16",
+            "token_table": f"not trained (the seeded init), sha256 {table_sha}; stored in " + (
+                TOKEN_FILE if (out_dir / TOKEN_FILE).is_file() else "the file every MiniCLIP with this table shares, "
+                "checkpoints/miniclip_tokens/" + TOKEN_FILE),
             "data": f"{cfg['heads']} heads x {cfg['views']} random views (seeds {TRAIN_SEED_BASE}+i), 64x64 renders"
                     + (f", colours moved off the palette by up to {cfg['color_jitter']:g} and captioned by the nearest "
                        "palette colour" if cfg.get("color_jitter") else "")
