@@ -86,7 +86,7 @@ def cmd_train(a) -> int:
     from .hub import load_generator
     overrides = {"mask_prompt": a.mask_prompt, "edit_prompt": a.edit_prompt, "generator": a.generator,
                  "steps": a.steps, "seed": a.seed, "strength": a.strength, "deformation": a.deformation or None,
-                 "clip": a.clip}
+                 "clip": a.clip, "edit_clip": a.edit_clip}
     if a.texture_only is not None:
         overrides["texture_only"] = a.texture_only
     if a.afn_warmup is not None:
@@ -337,7 +337,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--texture-only", dest="texture_only", action="store_true", default=None)
     t.add_argument("--geometry", dest="texture_only", action="store_false", help="let the edit change geometry")
     t.add_argument("--clip", default=None,
-                   help="'miniclip' (default), 'miniclip-length', a MiniCLIP folder or an open_clip model name")
+                   help="'miniclip' (default), 'miniclip-length', 'miniclip-color', a MiniCLIP folder or an open_clip "
+                        "model name")
+    t.add_argument("--edit-clip", default=None,
+                   help="another CLIP for the mapper's loss only (the masks still come from --clip)")
     t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")
     t.add_argument("--global-edit", action="store_true",
                    help="ablation: train without the attention field (the edit applies everywhere)")

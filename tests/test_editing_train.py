@@ -418,3 +418,30 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     r, _ = evaluate_edits(synth, [edit], [{"hair_length": "long"}], ["hair"], heads=4, classifier=load_classifier(),
                           views=views)
     assert r["success_changed_rate"] == 1.0 and r["identity_rate"] == 1.0, r
+
+
+def test_edit_clip_guides_the_mapper_while_clip_gives_the_masks(synth, tmp_path, monkeypatch):
+    """edit_clip: the mapper's CLIP loss uses that model, the relevance maps (pseudo-labels) still use ``clip``."""
+    import lenerf.editing.trainer as tr
+    from lenerf.clip import load_clip
+    seen = {"loss": set(), "relevance": set()}
+    loss, rel = tr.clip_loss, tr.relevance_maps
+
+    def spy_loss(clip, *a, **k):
+        seen["loss"].add(clip.name)
+        return loss(clip, *a, **k)
+
+    def spy_rel(clip, *a, **k):
+        seen["relevance"].add(clip.name)
+        return rel(clip, *a, **k)
+
+    monkeypatch.setattr(tr, "clip_loss", spy_loss)
+    monkeypatch.setattr(tr, "relevance_maps", spy_rel)
+    out = train_edit(synth, _cfg(steps=1, edit_clip="miniclip-length"), tmp_path / "a", progress=False,
+                     clip=load_clip("miniclip"))
+    assert seen == {"loss": {"miniclip-length"}, "relevance": {"miniclip"}}
+    assert json.loads((out / "edit.json").read_text())["config"]["edit_clip"] == "miniclip-length"
+    seen = {"loss": set(), "relevance": set()}
+    train_edit(synth, _cfg(steps=1), tmp_path / "b", progress=False)
+    assert seen == {"loss": {"miniclip"}, "relevance": {"miniclip"}}
+

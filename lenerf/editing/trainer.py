@@ -44,6 +44,10 @@ class EditConfig:
     generator: str = "synthetic"
     clip: str = "miniclip"
     clip_pretrained: str | None = None
+    #: the CLIP of the mapper's loss when it is not ``clip`` (None: ``clip`` guides both). ``clip`` always gives the
+    #: relevance maps (the 3D mask's pseudo-labels); a model whose maps are poor but which tells colours apart well
+    #: can guide the mapper alone (hair_red: "miniclip-color", README)
+    edit_clip: str | None = None
     extra_edit_prompts: list[str] = field(default_factory=list)
     source_prompts: list[str] = field(default_factory=lambda: ["a face"])
     #: the CLIP direction starts from the mean of source_prompts ("mean", official) or from each source image's
@@ -214,6 +218,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     dev = _dev(G)
     G.requires_grad_(False)  # the generator is frozen: no gradients accumulate in it
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
+    edit_clip = load_clip(cfg.edit_clip, device=str(dev)) if cfg.edit_clip else clip  # guides the mapper
     mask_prompts = G.expand_prompt(cfg.mask_prompt)
 
     def relevance(images: torch.Tensor) -> torch.Tensor:  # 2D relevance of the mask prompt, [N, 1, R, R] in [0, 1]
@@ -361,7 +366,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 comp, _, _, _ = march(colors.reshape(n, -1, s_count, colors.shape[-1]),
                                       sigma.reshape(n, -1, s_count, 1), src.sample_depths)
                 edited = G.images(comp * 2 - 1, ws, preset, res)[0]
-                l_clip = clip_loss(clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
+                l_clip = clip_loss(edit_clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
                                    cfg.augmentations, gen, cfg.source_prompt_select)
                 l_ws = delta.norm(dim=-1).mean()
                 loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
