@@ -1,7 +1,7 @@
 """Loading CLIP models through open_clip: the project's MiniCLIP and real open_clip models share one path.
 
 ``load_clip("miniclip")`` builds open_clip's ``CLIP`` class from ``checkpoints/miniclip/open_clip_config.json`` and
-loads ``model.safetensors`` (plus the frozen token table both shipped MiniCLIPs share, ``checkpoints/miniclip_tokens``);
+loads ``model.safetensors`` (plus the frozen token table the shipped MiniCLIPs share, ``checkpoints/miniclip_tokens``);
 ``load_clip("ViT-B-32", pretrained="openai")`` goes through
 ``open_clip.create_model`` (needs the weights in the Hub cache when offline). Both come back as a
 :class:`ClipModel`: the open_clip model, its tokenizer and its normalisation, frozen and in eval mode.
@@ -21,10 +21,12 @@ from ..errors import CheckpointError, NotAvailableError
 
 ROOT = Path(__file__).resolve().parents[2]
 MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
-#: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it) and
+#: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it),
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
-#: hair" rises with the length: hair_long is trained against it; README, synthetic world section)
-MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length"}
+#: hair" rises with the length: hair_long is trained against it; README, synthetic world section) and
+#: "miniclip-color" (trained on colours moved off the palette: it guides hair_red's mapper, not its mask)
+MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length",
+             "miniclip-color": ROOT / "checkpoints" / "miniclip_color"}
 #: a MiniCLIP's 49408 x 96 token table is never trained (it stays at the seeded init of ``train-clip``), so every
 #: MiniCLIP trained from the same seed holds the same table: the shipped ones share this one file (9.5 MB) instead of
 #: a copy each. A MiniCLIP folder whose model.safetensors lacks ``token_embedding.weight`` reads it from its own
