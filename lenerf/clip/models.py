@@ -158,9 +158,9 @@ def _wrap(model, tokenizer, name: str) -> ClipModel:
 
 
 def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str | None = None) -> ClipModel:
-    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length': :data:`MINICLIPS`), a folder holding
-    open_clip_config.json + model.safetensors, or an open_clip model name such as 'ViT-B-32' with ``pretrained``
-    ('openai', a local file, or None for random weights)."""
+    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length', 'miniclip-color': :data:`MINICLIPS`), a
+    folder holding open_clip_config.json + model.safetensors, or an open_clip model name such as 'ViT-B-32' with
+    ``pretrained`` ('openai', a local file, or None for random weights)."""
     folder = MINICLIPS.get(name, Path(name))
     if name in MINICLIPS or folder.is_dir():
         cfg_path, weights = folder / "open_clip_config.json", folder / "model.safetensors"

@@ -218,7 +218,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     dev = _dev(G)
     G.requires_grad_(False)  # the generator is frozen: no gradients accumulate in it
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
-    edit_clip = load_clip(cfg.edit_clip, device=str(dev)) if cfg.edit_clip else clip  # guides the mapper
+    # guides the mapper; the same model as ``clip`` is not loaded twice
+    edit_clip = load_clip(cfg.edit_clip, device=str(dev)) if cfg.edit_clip not in (None, cfg.clip) else clip
     mask_prompts = G.expand_prompt(cfg.mask_prompt)
 
     def relevance(images: torch.Tensor) -> torch.Tensor:  # 2D relevance of the mask prompt, [N, 1, R, R] in [0, 1]
