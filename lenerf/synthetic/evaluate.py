@@ -15,8 +15,10 @@ ZERO_SHOT_TEMPLATES = {"skin": "a face with {} skin", "eyes": "a face with {} ey
                        "hair_length": "a face with {} hair", "lips": "a face with {} lips",
                        "nose": "a face with a {} nose"}
 #: thresholds tried for the relevance maps (the mean-mask baseline is given its best threshold too); above 0.5 for
-#: the negative-prompt maps, whose subtraction and renormalisation lifts the background
-THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+#: the negative-prompt maps, whose subtraction and renormalisation lifts the background; 0.02 and 0.05 for the hair,
+#: whose map lights the hair's edges and leaves its interior just above zero (until session 19 the grid began at 0.1,
+#: and the hair's tuned threshold sat at that lower end)
+THRESHOLDS = (0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 #: relevance prompt per part, filled with the image's own attribute ("mouth" is the lips)
 RELEVANCE_PROMPTS = {"eyes": ("eyes", "{} eyes"), "hair": ("hair", "{} hair"), "mouth": ("lips", "{} lips"),
                      "nose": ("nose", "{} nose")}
