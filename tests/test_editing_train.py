@@ -62,6 +62,12 @@ def test_resume_after_cancel_is_identical_to_an_uninterrupted_run(synth, tmp_pat
     resumed = train_edit(synth, _cfg(), tmp_path / "resumed", progress=False)
     a, b = load_file(full / "modules.safetensors"), load_file(resumed / "modules.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    # the training log holds every step once, as the uninterrupted run's; a fresh run in the folder starts it anew
+    log = lambda d: [json.loads(x) for x in (d / "train_log.jsonl").read_text().splitlines()]  # noqa: E731
+    assert [r["step"] for r in log(resumed)] == [r["step"] for r in log(full)] == [1, 2, 3, 4]
+    assert log(resumed)[-1]["clip"] == pytest.approx(log(full)[-1]["clip"], abs=1e-4)
+    train_edit(synth, _cfg(steps=2), tmp_path / "full", progress=False, resume=False)
+    assert [r["step"] for r in log(full)] == [1, 2]
 
 
 def test_bad_training_input(synth, tmp_path):

@@ -245,6 +245,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     if resume and (out / "train_state.json").is_file():
         step, meta = TrainingState.load(out, modules, opts)
         elapsed_before = float(meta.get("elapsed_s", 0.0))
+    log_path = out / "train_log.jsonl"  # one line per step of this package's run (a resumed run appends)
+    if step == 0:
+        log_path.unlink(missing_ok=True)
     preset = Preset("train", cfg.resolution, cfg.depth_resolution, cfg.depth_resolution_importance,
                     cfg.superresolution, cfg.resolution)
     settings = G.render_settings.replace(depth_resolution=preset.depth_resolution,
@@ -258,6 +261,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         warmup = step < cfg.afn_warmup or cooldown  # a mask-only step
         if should_stop is not None and should_stop():
             TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
+            _append_log(log_path, history)
             bar.close()
             raise KeyboardInterrupt("training cancelled")
         with step_guard() if step_guard is not None else nullcontext():  # e.g. let app requests go first
@@ -392,6 +396,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 callback(info)
             if step % cfg.save_every == 0 or step == total:
                 TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
+                _append_log(log_path, history)  # the log reaches as far as the checkpoint
+                history.clear()
     bar.close()
     elapsed = elapsed_before + time.time() - t0
     modules.eval()
@@ -400,10 +406,16 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             "strength": cfg.strength, "texture_only": cfg.texture_only, "threshold": cfg.threshold,
             "train_time_s": round(elapsed, 1), "steps": cfg.steps, "eval": cfg.eval,
             "machine": f"{torch.get_num_threads()} torch threads on {dev}", "metrics": {}}
-    with open(out / "train_log.jsonl", "a") as f:
+    _append_log(log_path, history)
+    return save_edit(out, modules, meta)
+
+
+def _append_log(path: Path, history: list[dict]) -> None:
+    if not history:
+        return
+    with open(path, "a") as f:
         for h in history:
             f.write(json.dumps(h) + "\n")
-    return save_edit(out, modules, meta)
 
 
 def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor, weights: Tensor):
