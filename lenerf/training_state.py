@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import InputError
+
 
 class TrainingState:
     """modules + optimisers <-> ``train_state.safetensors`` / ``train_state.json``."""
@@ -23,8 +25,14 @@ class TrainingState:
         (folder / "train_state.json").write_text(json.dumps({"step": step, **extra}))
 
     @staticmethod
-    def load(folder: Path, modules: torch.nn.Module, opts: dict) -> tuple[int, dict]:
+    def load(folder: Path, modules: torch.nn.Module, opts: dict, config: dict | None = None,
+             ignore: tuple[str, ...] = ()) -> tuple[int, dict]:
+        """-> (step, saved extras). With ``config``: the saved state must have been trained with the same settings
+        (its ``extra["config"]``, keys in ``ignore`` aside), else InputError: resuming another configuration's
+        state would silently continue (or return) the wrong model. States saved without a config are not checked."""
         meta = json.loads((folder / "train_state.json").read_text())
+        if config is not None:
+            TrainingState.check(folder, config, ignore)
         t = load_file(folder / "train_state.safetensors")
         modules.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model/")})
         for name, opt in opts.items():
@@ -37,3 +45,28 @@ class TrainingState:
             sd["state"] = state
             opt.load_state_dict(sd)
         return int(meta["step"]), meta
+
+    @staticmethod
+    def check(folder: Path, config: dict, ignore: tuple[str, ...] = ()) -> None:
+        """InputError when ``folder`` holds a state saved with another ``config`` (keys in ``ignore`` aside)."""
+        path = Path(folder) / "train_state.json"
+        if not path.is_file():
+            return
+        meta = json.loads(path.read_text())
+        saved = meta.get("config")
+        if not isinstance(saved, dict):
+            return
+
+        def key(d: dict, k: str) -> str:
+            return json.dumps(d.get(k), sort_keys=True)
+
+        differ = sorted(k for k in set(saved) | set(config) if k not in ignore and key(saved, k) != key(config, k))
+        if differ:
+            raise InputError(f"{folder} holds a training state (step {meta['step']}) of another configuration "
+                             f"(different: {', '.join(differ)}); start afresh with --restart or use another folder")
+
+    @staticmethod
+    def clear(folder: Path) -> None:
+        """Remove a saved state (cached data in the folder stays)."""
+        for name in ("train_state.json", "train_state.safetensors"):
+            (Path(folder) / name).unlink(missing_ok=True)

@@ -70,6 +70,27 @@ def test_resume_after_cancel_is_identical_to_an_uninterrupted_run(synth, tmp_pat
     assert [r["step"] for r in log(full)] == [1, 2]
 
 
+def test_resume_refuses_a_state_of_another_configuration(synth, tmp_path):
+    """A folder's checkpoint is resumed only by the configuration that saved it (logging and inference settings
+    aside): resuming it with another prompt or rate would silently continue another edit."""
+    def stop_after(k):
+        calls = {"n": 0}
+
+        def stop():
+            calls["n"] += 1
+            return calls["n"] > k
+        return stop
+
+    with pytest.raises(KeyboardInterrupt):
+        train_edit(synth, _cfg(), tmp_path / "e", progress=False, should_stop=stop_after(2))
+    with pytest.raises(InputError, match=r"another configuration \(different: edit_prompt, lr\)"):
+        train_edit(synth, _cfg(edit_prompt="a face with green eyes", lr=1e-3), tmp_path / "e", progress=False)
+    out = train_edit(synth, _cfg(save_every=1, preview_every=3), tmp_path / "e", progress=False)  # harmless: resumes
+    assert [r["step"] for r in map(json.loads, (out / "train_log.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
+    out = train_edit(synth, _cfg(edit_prompt="a face with green eyes"), tmp_path / "e", progress=False, resume=False)
+    assert json.loads((out / "edit.json").read_text())["edit_prompt"] == "a face with green eyes"
+
+
 def test_bad_training_input(synth, tmp_path):
     with pytest.raises(InputError, match="mask prompt must not be empty"):
         train_edit(synth, _cfg(mask_prompt="  "), tmp_path / "x", progress=False)

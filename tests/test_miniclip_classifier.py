@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lenerf.clip import load_clip, relevance_maps
-from lenerf.errors import CheckpointError
+from lenerf.errors import CheckpointError, InputError
 from lenerf.metrics import relevance_iou
 from lenerf.synthetic import PARTS
 from lenerf.synthetic.classifier import accuracy, load_classifier
@@ -306,6 +306,14 @@ def test_train_clip_second_phase_on_off_palette_renders_resumes_exactly(tmp_path
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], first[k]) for k in a)  # the second phase did train
+    # another first phase is refused before anything is rendered or trained; --restart discards the state
+    with pytest.raises(InputError, match=r"another configuration \(different: patch_dropout\)"):
+        train_clip(tmp_path / "c", tmp_path / "wb", {**tiny, "patch_dropout": 0.25}, progress=False)
+    assert not (tmp_path / "c").exists()
+    train_clip(tmp_path / "c", tmp_path / "wb", {**tiny, "patch_dropout": 0.25, "finetune_steps": 0}, progress=False,
+               restart=True)
+    saved = json.loads((tmp_path / "wb" / "train_state.json").read_text())
+    assert saved["step"] == 2 and saved["config"]["patch_dropout"] == 0.25
 
 
 def test_text_features_are_encoded_once_per_prompt_list_and_bounded():

@@ -202,6 +202,11 @@ def _dev(G) -> torch.device:
     return next(iter(G.buffers()), next(iter(G.parameters()), torch.empty(0))).device
 
 
+#: settings that do not change the trained modules (logging, inference, evaluation): a state saved with other values
+#: may be resumed; any other difference is an error (the state would continue another edit)
+RESUMABLE_ACROSS = ("save_every", "preview_every", "eval", "threshold", "binarize_mask")
+
+
 def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, resume: bool = True,
                progress: bool = True, callback: Callable[[dict], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
@@ -242,8 +247,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     opt_m = torch.optim.Adam(groups, betas=(0.95, 0.999))
     opts = {"attention": opt_a, "mapper": opt_m}
     step, elapsed_before = 0, 0.0
+    saved_cfg = asdict(cfg)
     if resume and (out / "train_state.json").is_file():
-        step, meta = TrainingState.load(out, modules, opts)
+        step, meta = TrainingState.load(out, modules, opts, saved_cfg, RESUMABLE_ACROSS)
         elapsed_before = float(meta.get("elapsed_s", 0.0))
     log_path = out / "train_log.jsonl"  # one line per step of this package's run (a resumed run appends)
     if step == 0:
@@ -260,7 +266,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         cooldown = step >= cfg.afn_warmup + cfg.steps
         warmup = step < cfg.afn_warmup or cooldown  # a mask-only step
         if should_stop is not None and should_stop():
-            TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed_before + time.time() - t0})
+            TrainingState.save(out, modules, opts, step,
+                               {"elapsed_s": elapsed_before + time.time() - t0, "config": saved_cfg})
             _append_log(log_path, history)
             bar.close()
             raise KeyboardInterrupt("training cancelled")
@@ -395,7 +402,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             if callback is not None:
                 callback(info)
             if step % cfg.save_every == 0 or step == total:
-                TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed})
+                TrainingState.save(out, modules, opts, step, {"elapsed_s": elapsed, "config": saved_cfg})
                 _append_log(log_path, history)  # the log reaches as far as the checkpoint
                 history.clear()
     bar.close()

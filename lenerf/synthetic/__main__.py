@@ -30,6 +30,8 @@ def _main(argv=None) -> int:
     t.add_argument("--out", default=None, help="model folder (safetensors + config + card; default: the preset's "
                                                "folder under checkpoints/)")
     t.add_argument("--work", default=None, help="dataset cache + resumable training state (default: runs/PRESET)")
+    t.add_argument("--restart", action="store_true",
+                   help="discard a training state in --work instead of resuming it (its cached renders are kept)")
     t.add_argument("--steps", type=int, default=None, help="first-phase steps (default: train_clip.CONFIG)")
     t.add_argument("--heads", type=int, default=None, help="training heads (each rendered from several views)")
     t.add_argument("--seed", type=int, default=None, help="seed of the initialisation, batches and augmentations")
@@ -82,7 +84,7 @@ def _main(argv=None) -> int:
                                              "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
                                              "graded_length": a.graded_length,
                                              "length_rank": a.length_rank}.items() if v is not None}}
-        card = train_clip(a.out or MINICLIPS[a.preset], a.work or f"runs/{a.preset}", overrides)
+        card = train_clip(a.out or MINICLIPS[a.preset], a.work or f"runs/{a.preset}", overrides, restart=a.restart)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
         from ..clip.models import load_clip

@@ -148,15 +148,28 @@ def multi_positive_loss(logits: torch.Tensor, pos: torch.Tensor) -> torch.Tensor
     return -(i2t.mean() + t2i.mean()) / 2
 
 
+#: settings that do not change the trained weights: a state saved with other values may be resumed
+RESUMABLE_ACROSS = ("save_every", "eval_heads", "eval_views")
+#: the second phase's settings: a state still inside (or at the end of) the first phase may be resumed with another
+#: second phase (e.g. a first-phase run continued with --finetune-steps)
+SECOND_PHASE = ("finetune_steps", "finetune_jitter", "finetune_lr")
+
+
 def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Path = "runs/miniclip",
-               config: dict | None = None, progress: bool = True) -> dict:
+               config: dict | None = None, progress: bool = True, restart: bool = False) -> dict:
+    """Train a MiniCLIP into ``out_dir``; renders and the resumable state live in ``work_dir``. A state there is
+    resumed only if it was saved with the same settings (else InputError); ``restart`` discards it first."""
     cfg = {**CONFIG, **(config or {})}
     out_dir, work_dir = Path(out_dir), Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    if restart:
+        TrainingState.clear(work_dir)
     t0 = time.time()
     total_steps = cfg["steps"] + cfg["finetune_steps"]
     state_file = work_dir / "train_state.json"
     resumed = json.loads(state_file.read_text())["step"] if state_file.is_file() else 0
+    ignore = RESUMABLE_ACROSS + (SECOND_PHASE if resumed <= cfg["steps"] else ())
+    TrainingState.check(work_dir, cfg, ignore)  # before any rendering: a wrong state fails fast
     # each phase's renders are read only when that phase still has steps to run
     data = clip_training_data(cfg, work_dir, progress) if resumed < cfg["steps"] else None
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
@@ -180,7 +193,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.98))
     opts = {"adamw": opt}
-    step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0
+    step = TrainingState.load(work_dir, model, opts, cfg, ignore)[0] if state_file.is_file() else 0
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
 
     while step < total_steps:
