@@ -17,6 +17,7 @@ import dataclasses
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..errors import InputError
 from ..metrics import dilate, iou, psnr
@@ -53,13 +54,21 @@ def _layer_mask(layer, pts: torch.Tensor) -> torch.Tensor:
     return layer.mask(pts, layer.source.features(pts), layer.target.features(pts))[..., 0]
 
 
+#: new_part_fill: a pixel of the new part is filled when the edit's colour is within this of the raw target's
+FILL_TOLERANCE = 0.15
+#: heads whose new part covers fewer pixels (over all views) get no new_part_fill (texture edits: none)
+NEW_PART_MIN_PIXELS = 50
+
+
 @torch.no_grad()
 def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str, str]], parts: list[str],
                    heads: int = 20, classifier=None, seed_base: int = EVAL_SEED_BASE + 70_000,
                    views=EVAL_VIEWS, contact_rows: int = 6) -> tuple[dict, np.ndarray]:
     """Metrics for one edit or a sequence (applied in order). ``targets``: the attribute values each edit should
     produce, e.g. [{"eyes": "blue"}]; ``parts``: the ground-truth part of each edit ("eyes", "hair", ...).
-    Returns (metrics dict, contact sheet HxWx3 uint8)."""
+    Returns (metrics dict, contact sheet HxWx3 uint8). ``new_part_fill_*`` (geometry edits only): over the pixels
+    where the raw target shows the part and the source does not, the share where the edit shows the target's
+    colour; grainy new hair (a mask that half-covers the new shape) scores low."""
     from ..media import to_uint8
     editor = LocalEditor(G, edits)
     cams = eval_cameras(G, views)
@@ -67,7 +76,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     part_ids = [PARTS.index(p) + 1 for p in parts]
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
-                "target_latent": [], "identity_views": []}
+                "target_latent": [], "identity_views": [], "new_part_fill": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -77,7 +86,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         # ground-truth part regions in 2D: source labels and the final target latent's labels
         src_lab, _ = G.label_image(ws, cams)
         wts = [e.target_latent(ws) for e in edits]
-        tgt_lab, _ = G.label_image(wts[-1], cams)
+        tgt_lab, tgt_out = G.label_image(wts[-1], cams)
         raw = [G.attribute_names(w[:1])[0] for w in wts]
         per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets) for k, val in t.items())))
         region = torch.zeros_like(src_lab, dtype=torch.bool)
@@ -86,6 +95,19 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
         per_head["psnr_in"].append(psnr(res.edited_raw, res.source_raw, region).mean().item())
+        # a geometry edit's new part (the target shows it, the source does not): the share of those pixels where the
+        # edited render shows what the raw target shows (mean |RGB difference| < FILL_TOLERANCE in [-1, 1])
+        new = torch.zeros_like(region)
+        for pid in part_ids:
+            new |= (tgt_lab == pid) & (src_lab != pid)
+        if int(new.sum()) >= NEW_PART_MIN_PIXELS:
+            tgt_raw = tgt_out["image_raw"]
+            if tgt_raw.shape[-2:] != new.shape[-2:]:
+                tgt_raw = F.interpolate(tgt_raw, size=new.shape[-2:], mode="area")
+            edited = res.edited_raw if res.edited_raw.shape[-2:] == new.shape[-2:] else \
+                F.interpolate(res.edited_raw, size=new.shape[-2:], mode="area")
+            same = (edited - tgt_raw).abs().mean(1) < FILL_TOLERANCE
+            per_head["new_part_fill"].append((same & new).sum().item() / new.sum().item())
         # 3D IoU at surface points
         src_field, _, layers = editor.composite_field(ws)
         pts, opaque, gt_lab = _surface(src_field, cams, res)
