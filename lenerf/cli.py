@@ -244,7 +244,12 @@ def cmd_eval(a) -> int:
                          '{"eval": {"part": "eyes", "target": {"eyes": "blue"}}})')
     if a.classifier and a.write_metrics:
         raise InputError("--write-metrics stores the shipped classifier's verdict; drop --classifier to use it")
-    metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier(a.classifier))
+    if a.training_heads and a.write_metrics:
+        raise InputError("--write-metrics stores the held-out verdict; drop --training-heads to store it")
+    from .synthetic.data import EVAL_SEED_BASE, TRAIN_SEED_BASE
+    seed_base = (TRAIN_SEED_BASE if a.training_heads else EVAL_SEED_BASE) + 70_000
+    metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier(a.classifier),
+                                    seed_base=seed_base)
     metrics["strengths"] = [e.strength for e in edits]
     metrics["thresholds"] = [e.threshold for e in edits]
     out = Path(a.out)
@@ -382,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--threshold", type=float, default=None,
                    help="inference mask threshold in [0, 1) (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
+    v.add_argument("--training-heads", action="store_true",
+                   help="edit: measure on heads of the training seed range instead of held-out ones (a check of how "
+                        "much the figures depend on the heads drawn)")
     v.add_argument("--classifier", default=None,
                    help="edit: the attribute classifier that judges success (default: the shipped one)")
     v.add_argument("--write-threshold", action="store_true",
