@@ -233,6 +233,13 @@ def test_threshold_sweep_on_training_heads_and_set_threshold(synth, tmp_path, ca
     assert cli(["eval", "edit", "--edit", str(pkg), "--classifier", str(tmp_path / "none"), "--heads", "1",
                 "--out", str(tmp_path / "t")]) == 2
     assert "train-classifier" in capsys.readouterr().err
+    # heads of the training seed range may be measured, but that verdict is never written into the package
+    assert cli(["eval", "edit", "--edit", str(pkg), "--training-heads", "--write-metrics",
+                "--out", str(tmp_path / "t")]) == 2
+    assert "held-out verdict" in capsys.readouterr().err
+    assert cli(["eval", "edit", "--edit", str(pkg), "--training-heads", "--heads", "1",
+                "--out", str(tmp_path / "tr")]) == 0
+    assert json.loads((tmp_path / "tr" / "metrics.json").read_text())["head_seeds"] == [1_070_000, 1_070_000]
 
 
 def test_mapper_table_of_the_shipped_eyes_edit(synth, tmp_path, capsys):
