@@ -364,8 +364,10 @@ def test_train_clip_presets_choose_the_shipped_settings_and_folders(monkeypatch,
     from lenerf.clip.models import MINICLIPS
     from lenerf.synthetic.__main__ import main
     calls = []
-    monkeypatch.setattr(tc, "train_clip", lambda out, work, cfg: calls.append((out, work, cfg)) or {"scores_held_out": {}})
+    monkeypatch.setattr(tc, "train_clip", lambda out, work, cfg, restart=False: calls.append((out, work, cfg, restart))
+                        or {"scores_held_out": {}})
     assert main(["train-clip", "--preset", "miniclip-length", "--steps", "7"]) == 0
-    assert calls[-1] == (MINICLIPS["miniclip-length"], "runs/miniclip-length", {**tc.SHIPPED["miniclip-length"], "steps": 7})
-    assert main(["train-clip", "--length-rank", "0.5", "--out", "x", "--work", "y"]) == 0
-    assert calls[-1] == ("x", "y", {"length_rank": 0.5})
+    assert calls[-1] == (MINICLIPS["miniclip-length"], "runs/miniclip-length", {**tc.SHIPPED["miniclip-length"], "steps": 7},
+                         False)
+    assert main(["train-clip", "--length-rank", "0.5", "--out", "x", "--work", "y", "--restart"]) == 0
+    assert calls[-1] == ("x", "y", {"length_rank": 0.5}, True)
