@@ -101,12 +101,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         for pid in part_ids:
             new |= (tgt_lab == pid) & (src_lab != pid)
         if int(new.sum()) >= NEW_PART_MIN_PIXELS:
-            tgt_raw = tgt_out["image_raw"]
-            if tgt_raw.shape[-2:] != new.shape[-2:]:
-                tgt_raw = F.interpolate(tgt_raw, size=new.shape[-2:], mode="area")
-            edited = res.edited_raw if res.edited_raw.shape[-2:] == new.shape[-2:] else \
-                F.interpolate(res.edited_raw, size=new.shape[-2:], mode="area")
-            same = (edited - tgt_raw).abs().mean(1) < FILL_TOLERANCE
+            at_labels = lambda img: img if img.shape[-2:] == new.shape[-2:] else F.interpolate(  # noqa: E731
+                img, size=new.shape[-2:], mode="area")
+            same = (at_labels(res.edited_raw) - at_labels(tgt_out["image_raw"])).abs().mean(1) < FILL_TOLERANCE
             per_head["new_part_fill"].append((same & new).sum().item() / new.sum().item())
         # 3D IoU at surface points
         src_field, _, layers = editor.composite_field(ws)

@@ -409,7 +409,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     elapsed = elapsed_before + time.time() - t0
     modules.eval()
     meta = {"name": cfg.edit_prompt, "mask_prompt": cfg.mask_prompt, "edit_prompt": cfg.edit_prompt,
-            "generator": cfg.generator, "clip": cfg.clip, "config": asdict(cfg), "module_config": module_config,
+            "generator": cfg.generator, "clip": cfg.clip, "config": saved_cfg, "module_config": module_config,
             "strength": cfg.strength, "texture_only": cfg.texture_only, "threshold": cfg.threshold,
             "train_time_s": round(elapsed, 1), "steps": cfg.steps, "eval": cfg.eval,
             "machine": f"{torch.get_num_threads()} torch threads on {dev}", "metrics": {}}

@@ -193,7 +193,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["weight_decay"]},
                              {"params": rest, "weight_decay": 0.0}], lr=cfg["lr"], betas=(0.9, 0.98))
     opts = {"adamw": opt}
-    step = TrainingState.load(work_dir, model, opts, cfg, ignore)[0] if state_file.is_file() else 0
+    step = TrainingState.load(work_dir, model, opts)[0] if state_file.is_file() else 0  # settings checked above
     bar = tqdm(total=total_steps, initial=step, desc="train MiniCLIP", unit="step", disable=not progress)
 
     while step < total_steps:
