@@ -67,7 +67,10 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         per_image: min-max normalise each map on its own (recommended) instead of over the batch (official).
         negative: prompts whose averaged map is subtracted before normalising again.
         select: ``"mean"`` averages the maps of the prompts (official); ``"best"`` uses, per image, only the prompt
-            CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes").
+            CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes");
+            ``"contrast"``: the best prompt's map minus the mean map of the image's other prompts, clamped at 0
+            before normalising (what lights for "red hair" but not for "black hair": the colour, not the edges
+            and backdrop every hair prompt lights; README, synthetic world section).
         templates: phrasings of each (selected) prompt whose maps are averaged, e.g. ``["{}", "a face with {}"]``
             (method.md §6.3: several prompts are averaged).
         shift_px: average every map over copies of the image translated by +-shift_px pixels (edges replicated;
@@ -78,21 +81,31 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
     size = size or images.shape[-1]
     n = images.shape[0]
     per = prompts if prompts and isinstance(prompts[0], (list, tuple)) else [list(prompts)] * n
-    if select == "best" and max(len(p) for p in per) > 1:
-        per = _best_prompts(clip, images, per)
-    elif select != "mean":
-        raise ValueError(f"select must be 'mean' or 'best', got {select!r}")
+    if select not in ("mean", "best", "contrast"):
+        raise ValueError(f"select must be 'mean', 'best' or 'contrast', got {select!r}")
+    rest: list[list[str]] = []
+    if select != "mean" and max(len(p) for p in per) > 1:
+        best = _best_prompts(clip, images, per)
+        rest = [[q for q in ps if q != b[0]] for ps, b in zip(per, best)] if select == "contrast" else []
+        per = best
     if templates:
         per = [[t.format(p) for p in ps for t in templates] for ps in per]
+        rest = [[t.format(p) for p in ps for t in templates] for ps in rest]
 
     # one text set per map (one text per image): the mask prompts' k phrasings, then every negative prompt; all
     # maps come from one pass of the images through CLIP
     pos = [[p[j % len(p)] for p in per] for j in range(max(len(p) for p in per))]
+    if any(rest) and not all(rest):
+        raise ValueError("select='contrast' needs at least two prompts for every image")
+    con = [[p[j % len(p)] for p in rest] for j in range(max(len(p) for p in rest))] if any(rest) else []
     neg = [[q] * n for q in negative or []]
-    maps = _shifted_maps(clip, images, pos + neg, size, _offsets(shift_px, shifts))
-    r = _normalize(maps[:len(pos)].mean(0), per_image)
+    maps = _shifted_maps(clip, images, pos + con + neg, size, _offsets(shift_px, shifts))
+    r = maps[:len(pos)].mean(0)
+    if con:
+        r = (r - maps[len(pos):len(pos) + len(con)].mean(0)).clamp_min(0)
+    r = _normalize(r, per_image)
     if neg:
-        r = _normalize(r - _normalize(maps[len(pos):].mean(0), per_image), per_image)
+        r = _normalize(r - _normalize(maps[len(pos) + len(con):].mean(0), per_image), per_image)
     return r
 
 

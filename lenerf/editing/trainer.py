@@ -54,7 +54,8 @@ class EditConfig:
     #: closest source prompt ("best")
     source_prompt_select: str = "mean"
     negative_mask_prompts: list[str] = field(default_factory=list)
-    #: several (expanded) mask prompts: "mean" of their relevance maps (official) or the "best"-matching one per image
+    #: several (expanded) mask prompts: "mean" of their relevance maps (official), the "best"-matching one per image,
+    #: or "contrast": the best one's map minus the mean of the others' maps, clamped at 0 (``relevance_maps``)
     mask_prompt_select: str = "mean"
     #: phrasings of the (selected) mask prompt whose relevance maps are averaged, e.g. ["{}", "a face with {}"]
     mask_prompt_templates: list[str] = field(default_factory=list)
@@ -180,6 +181,8 @@ class EditConfig:
                 raise InputError(f"{name} must be > 0, got {value}")
         if self.loss not in CLIP_LOSSES:
             raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
+        if self.mask_prompt_select not in ("mean", "best", "contrast"):
+            raise InputError(f"mask_prompt_select must be 'mean', 'best' or 'contrast', got {self.mask_prompt_select!r}")
         if self.source_prompt_select not in ("mean", "best"):
             raise InputError(f"source_prompt_select must be 'mean' or 'best', got {self.source_prompt_select!r}")
         if self.batch < 1 or self.views < 1:
