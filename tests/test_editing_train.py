@@ -432,18 +432,20 @@ def test_attention_cooldown_trains_only_the_mask_after_the_edit_steps(synth, tmp
         train_edit(synth, _cfg(afn_cooldown=-1), tmp_path / "x", progress=False)
 
 
-FILL_FLOOR = 0.75
+FILL_FLOOR = 0.85  # session 17's package: 0.86 here, 0.83 on 20 held-out heads
 
 
 def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
-    """The shipped geometry edit's mask is binary at inference (binarize_mask, threshold 0.6): the long hair of its
-    target comes out solid and the classifier reads every short-haired head as long-haired, the rest unchanged
-    (README: 20 held-out heads x 8 views, success 100%; with the soft mask 0% of the short-haired heads)."""
+    """The shipped geometry edit's mask is binary at inference (binarize_mask, threshold 0.7; its pseudo-labels
+    contrast the head's hair colour with the others, mask_prompt_select "contrast"): the long hair of its target
+    comes out solid and the classifier reads every short-haired head as long-haired, the rest unchanged (README: 20
+    held-out heads x 8 views, success 100%; with the soft mask 0% of the short-haired heads)."""
     from lenerf.editing.evaluate import evaluate_edits
     from lenerf.synthetic.data import latents
     from lenerf.synthetic.classifier import load_classifier
     edit, info = load_edit(ROOT / "checkpoints" / "edits" / "hair_long")
-    assert edit.binarize and edit.threshold == 0.6 and info["clip"] == "miniclip-length"
+    assert edit.binarize and edit.threshold == 0.7 and info["clip"] == "miniclip-length"
+    assert info["config"]["mask_prompt_select"] == "contrast"
     editor = LocalEditor(synth, [edit])
     ws = latents(synth, [11, 12])
     with torch.no_grad():
@@ -455,9 +457,9 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     r, _ = evaluate_edits(synth, [edit], [{"hair_length": "long"}], ["hair"], heads=4, classifier=load_classifier(),
                           views=views)
     assert r["success_changed_rate"] == 1.0 and r["identity_rate"] == 1.0, r
-    # the new hair shows the target's colour on most of its pixels (measured 0.86 here, 0.83 on 20 held-out heads)
+    # the new hair shows the target's colour on most of its pixels (measured 0.92 here and on 20 held-out heads)
     assert r["new_part_fill_median"] > FILL_FLOOR, r
-    # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.21)
+    # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.53)
     cut, _ = evaluate_edits(synth, [dataclasses.replace(edit, threshold=0.97)], [{"hair_length": "long"}], ["hair"],
                             heads=4, views=views)
     assert cut["new_part_fill_median"] < r["new_part_fill_median"] - 0.2, (cut, r)
