@@ -142,7 +142,8 @@ def bench_synthetic(repeats: int = 5) -> dict:
 
 def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
     """ms per ``relevance_maps`` call on a training batch (4 renders of 64^2, MiniCLIP): the mask prompt alone,
-    with the negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts."""
+    with the negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts; the best
+    prompt contrasted with the other expanded prompts (``select="contrast"``), alone and with 9 shifts."""
     import json
 
     from .clip import load_clip, relevance_maps
@@ -160,14 +161,16 @@ def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
     k = len(negative)
     cases = {"mask prompt": {}, f"+ {k} negative prompts": {"negative": negative},
              f"+ {k} negative, 5 shifts": {"negative": negative, "shift_px": 2, "shifts": 5},
-             f"+ {k} negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9}}
+             f"+ {k} negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9},
+             f"contrast ({len(prompts) - 1} other prompts)": {"select": "contrast"},
+             "contrast, 9 shifts": {"select": "contrast", "shift_px": 2, "shifts": 9}}
     rows = {}
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
         for name, kw in cases.items():
-            median, runs = _time(lambda: relevance_maps(clip, images, prompts, size=64, select="best", **kw), repeats,
-                                 lambda: None)
+            kw = {"select": "best", **kw}
+            median, runs = _time(lambda: relevance_maps(clip, images, prompts, size=64, **kw), repeats, lambda: None)
             rows[name] = {"ms_per_call": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
     finally:
         torch.set_num_threads(before)
