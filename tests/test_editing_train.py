@@ -465,6 +465,30 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     assert cut["new_part_fill_median"] < r["new_part_fill_median"] - 0.2, (cut, r)
 
 
+def test_stacked_edits_of_one_part_compose_their_targets(synth):
+    """A later edit's target keeps the earlier edits of the same part (hair_red then hair_long: long *red* hair, by
+    the world's truth of the target latent), while edits of other parts keep their own targets (eyes_blue then
+    hair_red: hair_red's target is exactly its own, README sequential edits: 95% both changed, 50% when every residual
+    was added)."""
+    from lenerf.synthetic.data import EVAL_SEED_BASE, latents
+    load = lambda name: load_edit(ROOT / "checkpoints" / "edits" / name)[0]  # noqa: E731
+    red, long_, blue = load("hair_red"), load("hair_long"), load("eyes_blue")
+    assert red.part == long_.part == "hair" and blue.part == "eyes"
+    ws = latents(synth, [EVAL_SEED_BASE + 70_000 + h for h in range(12)])
+    with torch.no_grad():
+        w_red, w_both = LocalEditor(synth, [red, long_]).target_latents(ws)
+        alone = long_.target_latent(ws)
+        torch.testing.assert_close(w_both, alone + (w_red - ws))
+        names = synth.attribute_names(w_both)
+        assert all(n["hair"] == "red" and n["hair_length"] == "long" for n in names), names
+        assert sum(n["hair"] == "red" for n in synth.attribute_names(alone)) < 6  # long hair alone keeps its colour
+        _, w_hair = LocalEditor(synth, [blue, red]).target_latents(ws)
+        assert torch.equal(w_hair, red.target_latent(ws))
+        # the composite's layers read the same targets
+        _, _, layers = LocalEditor(synth, [red, long_]).composite_field(ws)
+        assert torch.equal(layers[1].wt, w_both)
+
+
 def test_edit_clip_guides_the_mapper_while_clip_gives_the_masks(synth, tmp_path, monkeypatch):
     """edit_clip: the mapper's CLIP loss uses that model, the relevance maps (pseudo-labels) still use ``clip``."""
     import lenerf.editing.trainer as tr

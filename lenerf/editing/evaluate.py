@@ -85,7 +85,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         res = editor.render(ws, cams, preset="full", generator=gen)
         # ground-truth part regions in 2D: source labels and the final target latent's labels
         src_lab, _ = G.label_image(ws, cams)
-        wts = [e.target_latent(ws) for e in edits]
+        wts = editor.target_latents(ws)
         tgt_lab, tgt_out = G.label_image(wts[-1], cams)
         raw = [G.attribute_names(w[:1])[0] for w in wts]
         per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets) for k, val in t.items())))
