@@ -30,6 +30,9 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
+#: under the edit pickers: stacked edits of one part combine, and the order matters (README, sequential edits)
+STACK_HINT = ("Edits of the same part combine: red hair, then long hair gives long red hair "
+              "(colour edits before shape edits)")
 
 
 def _ui_errors(fn):
@@ -180,7 +183,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                     yaw = gr.Slider(-0.6, 0.6, value=0.0, step=0.05, label="Camera yaw (rad)")
                     pitch = gr.Slider(-0.3, 0.3, value=0.0, step=0.05, label="Camera pitch (rad)")
                     edits = gr.Dropdown(choices=S.available_edits(default_generator), value=[], multiselect=True,
-                                        label="Edits (applied in this order)", elem_id="edit-picker")
+                                        label="Edits (applied in this order)", info=STACK_HINT, elem_id="edit-picker")
                     strength = gr.Slider(-1.0, 3.0, value=1.0, step=0.1, label="Edit strength")
                     render_btn = gr.Button("Render", variant="primary", elem_id="render-btn")
                     frames = gr.Slider(S.limits.min_frames, S.limits.max_frames, value=48, step=8,
@@ -219,7 +222,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                         p_yaw = gr.Slider(-0.6, 0.6, value=0.0, step=0.05, label="Camera yaw (rad)")
                         p_pitch = gr.Slider(-0.3, 0.3, value=0.0, step=0.05, label="Camera pitch (rad)")
                     p_edits = gr.Dropdown(choices=S.available_edits(default_generator), value=[], multiselect=True,
-                                          label="Edits (applied in this order)", elem_id="photo-edit-picker")
+                                          label="Edits (applied in this order)", info=STACK_HINT,
+                                          elem_id="photo-edit-picker")
                     p_strength = gr.Slider(-1.0, 3.0, value=1.0, step=0.1, label="Edit strength")
                     with gr.Row():
                         p_render = gr.Button("Render edit", variant="primary", elem_id="photo-render-btn")
