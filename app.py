@@ -30,9 +30,8 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
-#: under the edit pickers: stacked edits of one part combine, and the order matters (README, sequential edits)
-STACK_HINT = ("Edits of the same part combine: red hair, then long hair gives long red hair "
-              "(colour edits before shape edits)")
+#: under the edit pickers: stacked edits of one part combine (README, sequential edits)
+STACK_HINT = "Edits of the same part combine: red hair and long hair give long red hair, in either order"
 
 
 def _ui_errors(fn):

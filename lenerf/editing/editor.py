@@ -16,6 +16,7 @@ disentangled (eyes_blue's residual also moves the hair colour), and their masks 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -67,6 +68,14 @@ class MaskedBlend(Field):
         self.binarize = binarize
         self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
         self.masks: list[Tensor] = []
+        #: earlier layers of the same part (set by LocalEditor): their latest masks, taken at the same points while
+        #: this layer's source was evaluated, join this layer's (the part as edited so far is their union)
+        self.union: list[MaskedBlend] = []
+
+    def _joined(self, m: Tensor) -> Tensor:
+        for layer in self.union:
+            m = torch.maximum(m, layer.masks[-1].to(m.dtype))
+        return m
 
     def descriptor(self, features: Tensor) -> Tensor:
         return self.source.descriptor(features)
@@ -89,13 +98,13 @@ class MaskedBlend(Field):
 
     def features(self, points: Tensor) -> Tensor:
         fs, ft = self.source.features(points), self.target.features(points)
-        m = self.mask(points, fs, ft)
+        m = self._joined(self.mask(points, fs, ft))
         self.masks.append(m)
         return torch.lerp(fs, ft, m.to(fs.dtype))
 
     def __call__(self, points: Tensor):
         fs, ft = self.source.features(points), self.target.features(points)
-        m = self.mask(points, fs, ft)
+        m = self._joined(self.mask(points, fs, ft))
         self.masks.append(m)
         colors, sigma = self.source.decode(torch.lerp(fs, ft, m.to(fs.dtype)))
         if self.texture_only:
@@ -168,11 +177,13 @@ class LocalEditor:
         """-> (source field, composite field, list of MaskedBlend layers)."""
         src = self.G.field(ws, noise_mode)
         field, layers = src, []
-        for e, wt in zip(self.edits, self.target_latents(ws, strengths)):
+        for k, (e, wt) in enumerate(zip(self.edits, self.target_latents(ws, strengths))):
             tgt = self.G.field(wt, noise_mode)
             base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
             blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
                                 e.threshold, e.binarize)
+            if e.modules.deformation is None:  # (a deformed source is read elsewhere: its masks are not at x)
+                blend.union = [layers[j] for j in range(k) if _same_part(self.edits[j], e)]
             layers.append(blend)
             field = blend
         return src, field, layers
@@ -228,19 +239,21 @@ class LocalEditor:
         idx = weighted_samples(src.sample_weights)  # [N, K]
         take = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
         x, f = take(pts), take(fs)
-        masks = []
+        masks, at_x = [], {}
+        union = lambda layer, mk: functools.reduce(torch.maximum, [at_x[id(u)] for u in layer.union], mk)  # noqa: E731
         for layer in layers:
             if layer.attention is not None and layer.attention.kind == "attention":  # this variant reads the target's descriptors too
                 ft = layer.target.features(x)
-                mk = layer.mask(x, f, ft)
+                mk = union(layer, layer.mask(x, f, ft))
                 f = torch.lerp(f, ft, mk.to(f.dtype))
             else:  # mask first, then the target field only where the mask is not ~0 (|m| <= 1e-3 keeps F_s)
-                mk = layer.mask(x, f, None)
+                mk = union(layer, layer.mask(x, f, None))
                 sub = weighted_samples(mk.unsqueeze(1), 1e-3, pad_neighbours=False)  # [N, K']
                 pick = lambda t: torch.gather(t, 1, sub.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
                 ft = layer.target.features(pick(x))
                 blended = torch.lerp(pick(f), ft, pick(mk).to(f.dtype))
                 f = f.scatter(1, sub.unsqueeze(-1).expand(-1, -1, f.shape[-1]), blended)
+            at_x[id(layer)] = mk
             masks.append(torch.zeros(n, fs.shape[1], 1, device=fs.device, dtype=mk.dtype).scatter(
                 1, idx.unsqueeze(-1), mk))
         colors, sigma = src_field.decode(fs)
