@@ -1,4 +1,5 @@
 """Training edits: the real EG3D + ViT-B/32 path (smoke), resume determinism, cancellation, packages, CLI."""
+import copy
 import dataclasses
 import json
 import subprocess
@@ -488,6 +489,11 @@ def test_stacked_edits_of_one_part_compose_their_targets(synth):
         _, _, layers = LocalEditor(synth, [red, long_]).composite_field(ws)
         assert torch.equal(layers[1].wt, w_both) and layers[1].union == [layers[0]]
         assert LocalEditor(synth, [blue, red]).composite_field(ws)[2][1].union == []
+        # a deformation network reads the source elsewhere: no union across it
+        from lenerf.editing import DeformationField
+        modules = copy.deepcopy(long_.modules)
+        modules.deformation = DeformationField(synth.w_dim, 16)
+        assert LocalEditor(synth, [red, dataclasses.replace(long_, modules=modules)]).composite_field(ws)[2][1].union == []
 
 
 def test_long_then_red_hair_recolours_the_new_strands(synth):

@@ -92,8 +92,8 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         per = [[t.format(p) for p in ps for t in templates] for ps in per]
         rest = [[t.format(p) for p in ps for t in templates] for ps in rest]
 
-    # one text set per map (one text per image): the mask prompts' k phrasings, then every negative prompt; all
-    # maps come from one pass of the images through CLIP
+    # one text set per map (one text per image): the mask prompts' k phrasings, the contrasted prompts' phrasings,
+    # then every negative prompt; all maps come from one pass of the images through CLIP
     pos = [[p[j % len(p)] for p in per] for j in range(max(len(p) for p in per))]
     if any(rest) and not all(rest):
         raise ValueError("select='contrast' needs at least two prompts for every image")

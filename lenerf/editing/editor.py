@@ -11,8 +11,9 @@ For a source latent ws and an edit (mapper M, attention field A, optional deform
 Several edits stack: edit k blends its target into the composite of edits 1..k-1 (its attention field reads the
 composite's descriptors). Its target latent is ws + lambda_k M_k(ws) plus the residuals of the earlier edits *of the
 same part* (same mask prompt): its mask replaces that part, so its target must keep what they changed there (long
-hair after red hair is long *red* hair). Edits of other parts keep their own targets: the mappers are not perfectly
-disentangled (eyes_blue's residual also moves the hair colour), and their masks do not overlap.
+hair after red hair is long *red* hair), and its mask is the union with theirs (the part as edited so far). Edits of
+other parts keep their own targets and masks: the mappers are not perfectly disentangled (eyes_blue's residual also
+moves the hair colour), and their masks do not overlap.
 """
 from __future__ import annotations
 
@@ -182,8 +183,10 @@ class LocalEditor:
             base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
             blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
                                 e.threshold, e.binarize)
-            if e.modules.deformation is None:  # (a deformed source is read elsewhere: its masks are not at x)
-                blend.union = [layers[j] for j in range(k) if _same_part(self.edits[j], e)]
+            # earlier same-part layers join the mask, unless a deformation lies between: a deformed source is read
+            # elsewhere, so those layers' latest masks would not be at this layer's points
+            blend.union = [layers[j] for j in range(k) if _same_part(self.edits[j], e)
+                           and all(d.modules.deformation is None for d in self.edits[j + 1:k + 1])]
             layers.append(blend)
             field = blend
         return src, field, layers
