@@ -493,7 +493,8 @@ def test_stacked_edits_of_one_part_compose_their_targets(synth):
         from lenerf.editing import DeformationField
         modules = copy.deepcopy(long_.modules)
         modules.deformation = DeformationField(synth.w_dim, 16)
-        assert LocalEditor(synth, [red, dataclasses.replace(long_, modules=modules)]).composite_field(ws)[2][1].union == []
+        deformed = dataclasses.replace(long_, modules=modules)
+        assert LocalEditor(synth, [red, deformed]).composite_field(ws)[2][1].union == []
 
 
 def test_long_then_red_hair_recolours_the_new_strands(synth):
