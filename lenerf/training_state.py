@@ -26,13 +26,14 @@ class TrainingState:
 
     @staticmethod
     def load(folder: Path, modules: torch.nn.Module, opts: dict, config: dict | None = None,
-             ignore: tuple[str, ...] = ()) -> tuple[int, dict]:
+             ignore: tuple[str, ...] = (), defaults: dict | None = None) -> tuple[int, dict]:
         """-> (step, saved extras). With ``config``: the saved state must have been trained with the same settings
         (its ``extra["config"]``, keys in ``ignore`` aside), else InputError: resuming another configuration's
-        state would silently continue (or return) the wrong model. States saved without a config are not checked."""
+        state would silently continue (or return) the wrong model. States saved without a config are not checked;
+        ``defaults``: see :meth:`check`."""
         meta = json.loads((folder / "train_state.json").read_text())
         if config is not None:
-            TrainingState.check(folder, config, ignore)
+            TrainingState.check(folder, config, ignore, defaults)
         t = load_file(folder / "train_state.safetensors")
         modules.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model/")})
         for name, opt in opts.items():
@@ -47,8 +48,9 @@ class TrainingState:
         return int(meta["step"]), meta
 
     @staticmethod
-    def check(folder: Path, config: dict, ignore: tuple[str, ...] = ()) -> None:
-        """InputError when ``folder`` holds a state saved with another ``config`` (keys in ``ignore`` aside)."""
+    def check(folder: Path, config: dict, ignore: tuple[str, ...] = (), defaults: dict | None = None) -> None:
+        """InputError when ``folder`` holds a state saved with another ``config`` (keys in ``ignore`` aside). A key
+        the saved config lacks (a setting added since) agrees when ``config`` has its value from ``defaults``."""
         path = Path(folder) / "train_state.json"
         if not path.is_file():
             return
@@ -60,7 +62,12 @@ class TrainingState:
         def key(d: dict, k: str) -> str:
             return json.dumps(d.get(k), sort_keys=True)
 
-        differ = sorted(k for k in set(saved) | set(config) if k not in ignore and key(saved, k) != key(config, k))
+        def same(k: str) -> bool:
+            if k not in saved and defaults is not None and k in defaults:
+                return key(defaults, k) == key(config, k)
+            return key(saved, k) == key(config, k)
+
+        differ = sorted(k for k in set(saved) | set(config) if k not in ignore and not same(k))
         if differ:
             raise InputError(f"{folder} holds a training state (step {meta['step']}) of another configuration "
                              f"(different: {', '.join(differ)}); start afresh with --restart or use another folder")

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -95,6 +95,10 @@ class EditConfig:
     lambda_minmax: float = 0.1
     lambda_tv: float = 1.0
     lambda_deform: float = 1e-4
+    #: weight of an image-space term of the mapper step (not in the official code; 0 = off): the mean |edited -
+    #: source| over the pixels outside the step's pseudo-labels (source and, for geometry edits, target), so the
+    #: mapper is not paid for changes the mask lets through beside the part (hair_long's wider head)
+    lambda_outside: float = 0.0
     topk: int = 80
     botk: int = 100
     #: pseudo-label normalisation: None = min-max per image (official); q in (0, 1) = divide by the per-image
@@ -181,6 +185,8 @@ class EditConfig:
                 raise InputError(f"{name} must be > 0, got {value}")
         if self.loss not in CLIP_LOSSES:
             raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
+        if self.lambda_outside < 0 or (self.lambda_outside and not self.use_mask):
+            raise InputError("lambda_outside must be >= 0 and needs the mask (use_mask)")
         if self.mask_prompt_select not in ("mean", "best", "contrast"):
             raise InputError(f"mask_prompt_select must be 'mean', 'best' or 'contrast', got {self.mask_prompt_select!r}")
         if self.source_prompt_select not in ("mean", "best"):
@@ -252,7 +258,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     step, elapsed_before = 0, 0.0
     saved_cfg = asdict(cfg)
     if resume and (out / "train_state.json").is_file():
-        step, meta = TrainingState.load(out, modules, opts, saved_cfg, RESUMABLE_ACROSS)
+        defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cfg)
+                    if f.default is not MISSING or f.default_factory is not MISSING}
+        step, meta = TrainingState.load(out, modules, opts, saved_cfg, RESUMABLE_ACROSS, defaults)
         elapsed_before = float(meta.get("elapsed_s", 0.0))
     log_path = out / "train_log.jsonl"  # one line per step of this package's run (a resumed run appends)
     if step == 0:
@@ -313,6 +321,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         else:
                             rel = torch.maximum(rel, relevance(tgt_img))
                 rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize)
+                allowed = rel if rel_t is None else torch.maximum(rel, rel_t)  # [N, 1, R, R]: the part, by CLIP
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
                 x_all = pts.reshape(n, -1, 3)
                 # the mask is supervised on every mask_stride-th ray row and column (the relevance maps are much
@@ -384,11 +393,17 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 l_clip = clip_loss(edit_clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
                                    cfg.augmentations, gen, cfg.source_prompt_select)
                 l_ws = delta.norm(dim=-1).mean()
-                loss_m = cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
+                l_out = torch.zeros((), device=dev)
+                if cfg.lambda_outside:
+                    outside = 1 - F.interpolate(allowed, size=edited.shape[-2:], mode="area")
+                    l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
+                loss_m = (cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
+                          + cfg.lambda_outside * l_out)
                 opt_m.zero_grad(set_to_none=True)
                 loss_m.backward()
                 opt_m.step()
-                logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item()})
+                logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item(),
+                             **({"outside": l_out.item()} if cfg.lambda_outside else {})})
             step += 1
             elapsed = elapsed_before + time.time() - t0
             eta = (time.time() - t0) / max(1, step - start_step) * (total - step)

@@ -169,7 +169,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     state_file = work_dir / "train_state.json"
     resumed = json.loads(state_file.read_text())["step"] if state_file.is_file() else 0
     ignore = RESUMABLE_ACROSS + (SECOND_PHASE if resumed <= cfg["steps"] else ())
-    TrainingState.check(work_dir, cfg, ignore)  # before any rendering: a wrong state fails fast
+    TrainingState.check(work_dir, cfg, ignore, CONFIG)  # before any rendering: a wrong state fails fast
     # each phase's renders are read only when that phase still has steps to run
     data = clip_training_data(cfg, work_dir, progress) if resumed < cfg["steps"] else None
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
