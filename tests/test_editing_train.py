@@ -462,7 +462,7 @@ def test_attention_cooldown_trains_only_the_mask_after_the_edit_steps(synth, tmp
         train_edit(synth, _cfg(afn_cooldown=-1), tmp_path / "x", progress=False)
 
 
-FILL_FLOOR = 0.78  # measured 0.82 here (0.86 on 20 held-out heads); session 17's package: 0.86 (0.83)
+FILL_FLOOR = 0.85  # measured 0.91 here (0.90 on 20 held-out heads); session 17's package: 0.86 (0.83)
 
 
 def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
@@ -490,7 +490,7 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     assert r["success_changed_rate"] == 1.0 and r["identity_rate"] == 1.0, r
     # the new hair shows the target's colour on most of its pixels
     assert r["new_part_fill_median"] > FILL_FLOOR, r
-    # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.37)
+    # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.60)
     cut, _ = evaluate_edits(synth, [dataclasses.replace(edit, threshold=0.97)], [{"hair_length": "long"}], ["hair"],
                             heads=4, views=views)
     assert cut["new_part_fill_median"] < r["new_part_fill_median"] - 0.2, (cut, r)
@@ -539,7 +539,7 @@ def test_long_then_red_hair_recolours_the_new_strands(synth, monkeypatch):
     joined, _ = evaluate_edits(synth, edits, targets, ["hair", "hair"], heads=4, views=views)
     monkeypatch.setattr(MaskedBlend, "_joined", lambda self, m: m)
     own, _ = evaluate_edits(synth, edits, targets, ["hair", "hair"], heads=4, views=views)
-    # measured 0.71 vs 0.13 (20 held-out heads with the joined masks: 0.70)
+    # measured 0.83 vs 0.25 (20 held-out heads with the joined masks: 0.85)
     assert joined["new_part_fill_median"] > own["new_part_fill_median"] + 0.3, (joined, own)
 
 
