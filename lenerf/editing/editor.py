@@ -17,7 +17,6 @@ moves the hair colour), and their masks do not overlap.
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 import torch
@@ -242,21 +241,20 @@ class LocalEditor:
         idx = weighted_samples(src.sample_weights)  # [N, K]
         take = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
         x, f = take(pts), take(fs)
-        masks, at_x = [], {}
-        union = lambda layer, mk: functools.reduce(torch.maximum, [at_x[id(u)] for u in layer.union], mk)  # noqa: E731
+        masks = []
         for layer in layers:
             if layer.attention is not None and layer.attention.kind == "attention":  # this variant reads the target's descriptors too
                 ft = layer.target.features(x)
-                mk = union(layer, layer.mask(x, f, ft))
+                mk = layer._joined(layer.mask(x, f, ft))
                 f = torch.lerp(f, ft, mk.to(f.dtype))
             else:  # mask first, then the target field only where the mask is not ~0 (|m| <= 1e-3 keeps F_s)
-                mk = union(layer, layer.mask(x, f, None))
+                mk = layer._joined(layer.mask(x, f, None))
                 sub = weighted_samples(mk.unsqueeze(1), 1e-3, pad_neighbours=False)  # [N, K']
                 pick = lambda t: torch.gather(t, 1, sub.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
                 ft = layer.target.features(pick(x))
                 blended = torch.lerp(pick(f), ft, pick(mk).to(f.dtype))
                 f = f.scatter(1, sub.unsqueeze(-1).expand(-1, -1, f.shape[-1]), blended)
-            at_x[id(layer)] = mk
+            layer.masks.append(mk)  # at x, where the later layers of its part join it
             masks.append(torch.zeros(n, fs.shape[1], 1, device=fs.device, dtype=mk.dtype).scatter(
                 1, idx.unsqueeze(-1), mk))
         colors, sigma = src_field.decode(fs)

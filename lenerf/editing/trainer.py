@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -258,8 +258,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     step, elapsed_before = 0, 0.0
     saved_cfg = asdict(cfg)
     if resume and (out / "train_state.json").is_file():
-        defaults = {f.name: f.default if f.default is not MISSING else f.default_factory() for f in fields(cfg)
-                    if f.default is not MISSING or f.default_factory is not MISSING}
+        defaults = asdict(EditConfig(cfg.mask_prompt, cfg.edit_prompt))  # settings added since a state was saved
         step, meta = TrainingState.load(out, modules, opts, saved_cfg, RESUMABLE_ACROSS, defaults)
         elapsed_before = float(meta.get("elapsed_s", 0.0))
     log_path = out / "train_log.jsonl"  # one line per step of this package's run (a resumed run appends)
