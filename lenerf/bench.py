@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 FFHQ_INIT_KWARGS = {
@@ -143,10 +144,12 @@ def bench_synthetic(repeats: int = 5) -> dict:
 def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
     """ms per ``relevance_maps`` call on a training batch (4 renders of 64^2, MiniCLIP): the mask prompt alone,
     with the negative prompts of the shipped eyes recipe, and both averaged over 5 and 9 sub-patch shifts; the best
-    prompt contrasted with the other expanded prompts (``select="contrast"``), alone and with 9 shifts."""
+    prompt contrasted with the other expanded prompts (``select="contrast"``), alone and with 9 shifts; that with 10
+    iterations of image-guided refinement (``refine``); and the refinement alone on 4 maps of 64^2 and 1 of 128^2."""
     import json
 
     from .clip import load_clip, relevance_maps
+    from .clip.relevance import refine_maps
     from .hub import ROOT
     from .pipeline import latent_from_seed
     from .synthetic import SyntheticHeads
@@ -163,7 +166,8 @@ def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
              f"+ {k} negative, 5 shifts": {"negative": negative, "shift_px": 2, "shifts": 5},
              f"+ {k} negative, 9 shifts": {"negative": negative, "shift_px": 2, "shifts": 9},
              f"contrast ({len(prompts) - 1} other prompts)": {"select": "contrast"},
-             "contrast, 9 shifts": {"select": "contrast", "shift_px": 2, "shifts": 9}}
+             "contrast, 9 shifts": {"select": "contrast", "shift_px": 2, "shifts": 9},
+             "contrast, 9 shifts, refined": {"select": "contrast", "shift_px": 2, "shifts": 9, "refine": 10}}
     rows = {}
     before = torch.get_num_threads()
     try:
@@ -171,6 +175,12 @@ def bench_relevance(repeats: int = 5, threads: int = 2) -> dict:
         for name, kw in cases.items():
             kw = {"select": "best", **kw}
             median, runs = _time(lambda: relevance_maps(clip, images, prompts, size=64, **kw), repeats, lambda: None)
+            rows[name] = {"ms_per_call": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
+        maps = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(0))
+        big = F.interpolate(images[:1], size=(128, 128), mode="bilinear", align_corners=False)
+        for name, (img, m) in {"refine alone, 4 x 64^2": (images, maps),
+                               "refine alone, 1 x 128^2": (big, F.interpolate(maps[:1], size=(128, 128)))}.items():
+            median, runs = _time(lambda: refine_maps(img, m, 10), repeats, lambda: None)
             rows[name] = {"ms_per_call": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
     finally:
         torch.set_num_threads(before)
