@@ -123,6 +123,8 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(lambda_outside=-1.0), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="lambda_outside"):
         train_edit(synth, _cfg(lambda_outside=1.0, use_mask=False), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="relevance_refine must be >= 0"):
+        train_edit(synth, _cfg(relevance_refine=-1), tmp_path / "x", progress=False)
 
 
 def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path):
@@ -567,6 +569,25 @@ def test_edit_clip_guides_the_mapper_while_clip_gives_the_masks(synth, tmp_path,
     seen = {"loss": set(), "relevance": set()}
     train_edit(synth, _cfg(steps=1), tmp_path / "b", progress=False)
     assert seen == {"loss": {"miniclip"}, "relevance": {"miniclip"}}
+
+
+def test_relevance_refine_reaches_the_pseudo_labels(synth, tmp_path, monkeypatch):
+    """relevance_refine: the trainer's relevance maps (its pseudo-labels) are refined by the render (refine_maps)
+    with that many iterations; the shipped texture edits train with 10, hair_long without (README: with it, its new
+    hair was filled 0.80 instead of 0.90)."""
+    import lenerf.editing.trainer as tr
+    seen, rel = [], tr.relevance_maps
+
+    def spy_rel(*a, **k):
+        seen.append(k["refine"])
+        return rel(*a, **k)
+
+    monkeypatch.setattr(tr, "relevance_maps", spy_rel)
+    train_edit(synth, _cfg(steps=1, relevance_refine=3), tmp_path / "a", progress=False)
+    assert seen and set(seen) == {3}
+    for name, refine in {"eyes_blue": 10, "lips_green": 10, "hair_red": 10, "hair_long": 0}.items():
+        _, info = load_edit(ROOT / "checkpoints" / "edits" / name)
+        assert info["config"].get("relevance_refine", 0) == refine
 
 
 def test_shipped_hair_red_mapper_turns_every_held_out_head_red(synth):

@@ -111,6 +111,9 @@ class EditConfig:
     relevance_shift_px: int = 0
     #: number of translations with relevance_shift_px: 5 (centre + diagonals) or 9 (3 x 3 grid)
     relevance_shifts: int = 5
+    #: iterations of image-guided refinement of the relevance maps (``refine_maps``; 0 = off, official): relevance
+    #: spreads through the render's regions of one colour and stops at colour edges
+    relevance_refine: int = 0
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
@@ -179,6 +182,8 @@ class EditConfig:
         if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
             raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
                              f"got {self.relevance_shift_px} and {self.relevance_shifts}")
+        if self.relevance_refine < 0:
+            raise InputError(f"relevance_refine must be >= 0, got {self.relevance_refine}")
         for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -240,7 +245,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         return relevance_maps(clip, images, mask_prompts, size=cfg.resolution,
                               negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
                               templates=cfg.mask_prompt_templates or None, shift_px=cfg.relevance_shift_px,
-                              shifts=cfg.relevance_shifts)
+                              shifts=cfg.relevance_shifts, refine=cfg.relevance_refine)
 
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
