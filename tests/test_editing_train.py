@@ -125,6 +125,8 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(lambda_outside=1.0, use_mask=False), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="relevance_refine must be >= 0"):
         train_edit(synth, _cfg(relevance_refine=-1), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="relevance_refine_sigma > 0"):
+        train_edit(synth, _cfg(relevance_refine=2, relevance_refine_sigma=0.0), tmp_path / "x", progress=False)
 
 
 def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path):

@@ -58,7 +58,7 @@ def pools_cls_token(visual) -> bool:
 def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[list[str]], size: int | None = None,
                    per_image: bool = True, negative: list[str] | None = None, select: str = "mean",
                    templates: list[str] | None = None, shift_px: int = 0, shifts: int = 5,
-                   refine: int = 0) -> Tensor:
+                   refine: int = 0, refine_sigma: float | None = None) -> Tensor:
     """Relevance of a prompt in each image, in [0, 1]: [N, 1, size, size] (no gradient).
 
     Args:
@@ -80,6 +80,7 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         shifts: how many translations with shift_px > 0: 5 (centre and the four diagonals) or 9 (3 x 3 grid).
         refine: iterations of image-guided refinement (:func:`refine_maps`) of the final map; 0 (default, official)
             leaves the map as CLIP's patch grid gives it. Not in method.md: an addition (README, synthetic world).
+        refine_sigma: the refinement's colour scale (default :data:`REFINE_SIGMA`).
     """
     size = size or images.shape[-1]
     n = images.shape[0]
@@ -110,7 +111,7 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
     if neg:
         r = _normalize(r - _normalize(maps[len(pos) + len(con):].mean(0), per_image), per_image)
     if refine:
-        r = _normalize(refine_maps(images, r, refine), per_image)
+        r = _normalize(refine_maps(images, r, refine, sigma=REFINE_SIGMA if refine_sigma is None else refine_sigma), per_image)
     return r
 
 
@@ -137,8 +138,8 @@ def refine_maps(images: Tensor, maps: Tensor, iterations: int = 10, dilations: t
         iterations: >= 0 refinement steps (0 returns ``maps``).
     Returns: [N, 1, R, R]; each step is a convex combination, so values stay within the maps' range.
     """
-    if iterations < 0:
-        raise ValueError(f"iterations must be >= 0, got {iterations}")
+    if iterations < 0 or not sigma > 0:
+        raise ValueError(f"iterations must be >= 0 and sigma > 0, got {iterations} and {sigma}")
     if not iterations:
         return maps
     size = maps.shape[-2:]

@@ -114,6 +114,8 @@ class EditConfig:
     #: iterations of image-guided refinement of the relevance maps (``refine_maps``; 0 = off, official): relevance
     #: spreads through the render's regions of one colour and stops at colour edges
     relevance_refine: int = 0
+    #: the refinement's colour scale (mean |RGB difference| in [-1, 1] at which a neighbour's weight falls by e)
+    relevance_refine_sigma: float = 0.05
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
@@ -182,8 +184,9 @@ class EditConfig:
         if not 0 <= self.relevance_shift_px < self.resolution // 2 or self.relevance_shifts not in (5, 9):
             raise InputError(f"relevance_shift_px must be in [0, {self.resolution // 2}) and relevance_shifts 5 or 9, "
                              f"got {self.relevance_shift_px} and {self.relevance_shifts}")
-        if self.relevance_refine < 0:
-            raise InputError(f"relevance_refine must be >= 0, got {self.relevance_refine}")
+        if self.relevance_refine < 0 or not self.relevance_refine_sigma > 0:
+            raise InputError(f"relevance_refine must be >= 0 and relevance_refine_sigma > 0, got "
+                             f"{self.relevance_refine} and {self.relevance_refine_sigma}")
         for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -245,7 +248,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         return relevance_maps(clip, images, mask_prompts, size=cfg.resolution,
                               negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
                               templates=cfg.mask_prompt_templates or None, shift_px=cfg.relevance_shift_px,
-                              shifts=cfg.relevance_shifts, refine=cfg.relevance_refine)
+                              shifts=cfg.relevance_shifts, refine=cfg.relevance_refine,
+                              refine_sigma=cfg.relevance_refine_sigma)
 
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),

@@ -30,11 +30,11 @@ NEGATIVE_SKIN = ("light skin", "tan skin", "dark skin")
 #: eval-clip also scores maps averaged over a 3 x 3 grid of translations by half a MiniCLIP patch (4 px patches,
 #: 64 px renders): the sub-patch shift the pseudo-labels of the shipped edits use
 RELEVANCE_SHIFT_PX = 2
-#: iterations of image-guided refinement (``refine_maps``) in the variants ``relevance_iou_refined`` and
-#: ``relevance_iou_contrast_shifted_refined``: with the default colour scale and dilations, 10 was within 0.001 of
-#: the best mean IoU on the *training* renders over 18 settings (5/10/20 iterations x 3 scales x 2 neighbourhoods;
-#: every part, both selects, MiniCLIP and MiniCLIP-length) at half the cost of 20 (README, synthetic world)
-RELEVANCE_REFINE = 10
+#: image-guided refinement (``refine_maps``) of the variants ``relevance_iou_refined`` and
+#: ``relevance_iou_contrast_shifted_refined``: 20 iterations at colour scale 0.03, the best mean IoU on the *training*
+#: renders over 18 settings (5/10/20 iterations x scale 0.03/0.05/0.1 x neighbourhoods to 4 or 8 px; every part,
+#: both selects, MiniCLIP and MiniCLIP-length; README, synthetic world)
+RELEVANCE_REFINE, RELEVANCE_REFINE_SIGMA = 20, 0.03
 
 
 def full_caption(names: dict[str, str]) -> str:
@@ -87,7 +87,7 @@ def _part_maps(clip: ClipModel, images: torch.Tensor, attrs: torch.Tensor, part:
     return torch.cat([relevance_maps(clip, to_float(images[a:a + batch]), prompts(attrs[a:a + batch]),
                                      select="mean" if select == "own" else select,
                                      templates=list(RELEVANCE_TEMPLATES), negative=negative, shift_px=shift_px,
-                                     shifts=9, refine=refine)
+                                     shifts=9, refine=refine, refine_sigma=RELEVANCE_REFINE_SIGMA)
                       for a in range(0, len(images), batch)])
 
 
@@ -119,7 +119,8 @@ def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, 
                      "best_threshold": best_t, "mean_mask_baseline_iou": round(base, 4),
                      "baseline_threshold": round(thr, 2), "prompt": tpl,
                      "templates": list(RELEVANCE_TEMPLATES), "negative": list(negative or []),
-                     "shift_px": shift_px, "select": select, "refine": refine}
+                     "shift_px": shift_px, "select": select, "refine": refine,
+                     **({"refine_sigma": RELEVANCE_REFINE_SIGMA} if refine else {})}
     return out
 
 
