@@ -55,10 +55,17 @@ def pools_cls_token(visual) -> bool:
     return getattr(visual, "attn_pool", None) is None and getattr(visual, "pool_type", "tok") == "tok"
 
 
+#: neighbourhood of :func:`refine_maps`: the 8 neighbours at each of these distances (pixels of the map)
+REFINE_DILATIONS = (1, 2, 4, 8)
+#: colour scale of :func:`refine_maps`: mean absolute difference over RGB in [-1, 1] at which a neighbour's weight
+#: falls by e relative to a neighbour of the same colour
+REFINE_SIGMA = 0.05
+
+
 def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[list[str]], size: int | None = None,
                    per_image: bool = True, negative: list[str] | None = None, select: str = "mean",
                    templates: list[str] | None = None, shift_px: int = 0, shifts: int = 5,
-                   refine: int = 0, refine_sigma: float | None = None) -> Tensor:
+                   refine: int = 0, refine_sigma: float = REFINE_SIGMA) -> Tensor:
     """Relevance of a prompt in each image, in [0, 1]: [N, 1, size, size] (no gradient).
 
     Args:
@@ -80,7 +87,7 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
         shifts: how many translations with shift_px > 0: 5 (centre and the four diagonals) or 9 (3 x 3 grid).
         refine: iterations of image-guided refinement (:func:`refine_maps`) of the final map; 0 (default, official)
             leaves the map as CLIP's patch grid gives it. Not in method.md: an addition (README, synthetic world).
-        refine_sigma: the refinement's colour scale (default :data:`REFINE_SIGMA`).
+        refine_sigma: the refinement's colour scale (:data:`REFINE_SIGMA`).
     """
     size = size or images.shape[-1]
     n = images.shape[0]
@@ -111,15 +118,8 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
     if neg:
         r = _normalize(r - _normalize(maps[len(pos) + len(con):].mean(0), per_image), per_image)
     if refine:
-        r = _normalize(refine_maps(images, r, refine, sigma=REFINE_SIGMA if refine_sigma is None else refine_sigma), per_image)
+        r = _normalize(refine_maps(images, r, refine, sigma=refine_sigma), per_image)
     return r
-
-
-#: neighbourhood of :func:`refine_maps`: the 8 neighbours at each of these distances (pixels of the map)
-REFINE_DILATIONS = (1, 2, 4, 8)
-#: colour scale of :func:`refine_maps`: mean absolute difference over RGB in [-1, 1] at which a neighbour's weight
-#: falls by e relative to a neighbour of the same colour
-REFINE_SIGMA = 0.05
 
 
 def refine_maps(images: Tensor, maps: Tensor, iterations: int = 10, dilations: tuple[int, ...] = REFINE_DILATIONS,

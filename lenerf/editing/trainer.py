@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..cameras import sample_cameras
 from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
-from ..clip.relevance import relevance_maps
+from ..clip.relevance import REFINE_SIGMA, relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
 from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
@@ -115,7 +115,7 @@ class EditConfig:
     #: spreads through the render's regions of one colour and stops at colour edges
     relevance_refine: int = 0
     #: the refinement's colour scale (mean |RGB difference| in [-1, 1] at which a neighbour's weight falls by e)
-    relevance_refine_sigma: float = 0.05
+    relevance_refine_sigma: float = REFINE_SIGMA
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
