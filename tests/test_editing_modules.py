@@ -51,6 +51,49 @@ def test_deformation_starts_near_identity():
     assert (dn(x, ws, ws) - x).abs().max() < 0.05
 
 
+def test_positional_encoding_lets_the_deformation_learn_a_local_change():
+    """Growing the synthetic eyes (radius x1.4, which no latent can do) by moving where the source is read: fit in
+    3D on points around both eyes and elsewhere. With sin/cos features of x the deformation learns it; from raw x
+    (the official input) it learns a blurred version in the same steps."""
+    import dataclasses
+
+    from lenerf.synthetic.data import latents
+    from lenerf.synthetic.world import PARTS, SyntheticHeadField, SyntheticHeads
+    synth = SyntheticHeads()
+    ws = latents(synth, [11])
+    src = synth.field(ws)
+    big = SyntheticHeadField(dataclasses.replace(synth.params(ws), eye_scale=torch.full((1,), 1.4)))
+    g = torch.Generator().manual_seed(0)
+    eye = torch.tensor([0.075 + synth.params(ws).eye_dx.item(), 0.035, 0.188])
+    mirror = torch.tensor([-1.0, 1.0, 1.0])
+    near = torch.cat([c + (torch.rand(3000, 3, generator=g) * 2 - 1) * 0.07 for c in (eye, eye * mirror)])
+    far = (torch.rand(3000, 3, generator=g) * 2 - 1) * 0.3
+    far = far[((far - eye).norm(dim=-1) > 0.12) & ((far - eye * mirror).norm(dim=-1) > 0.12)]
+    x, n, e = torch.cat([near, far]).unsqueeze(0), near.shape[0], 4 + PARTS.index("eyes")
+    with torch.no_grad():
+        want = big.features(x)[0, :, e] > 0.5
+    iou = lambda a, b: ((a & b).sum() / (a | b).sum()).item()  # noqa: E731
+    before = iou(src.features(x)[0, :n, e].detach() > 0.5, want[:n])
+    assert before < 0.6  # the big eyes differ from the source's
+    result = {}
+    for k in (0, 6):
+        torch.manual_seed(0)
+        dn = DeformationField(32, 64, k)
+        opt = torch.optim.Adam(dn.parameters(), lr=1e-2)
+        for _ in range(200):
+            loss = (src.features(dn(x, ws, ws))[..., e] - want.float()).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            got = src.features(dn(x, ws, ws))[0, :, e] > 0.5
+        result[k] = (iou(got[:n], want[:n]), (got[n:] != want[n:]).float().mean().item())
+    assert result[6][0] > 0.95 and result[6][1] < 0.005, result  # the eyes grew, nothing else moved
+    assert result[0][0] < result[6][0] - 0.1, result
+    with pytest.raises(ValueError, match="xyz_frequencies"):
+        DeformationField(32, 64, -1)
+
+
 def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
     """Mask 0 reproduces the source render exactly; mask 1 (texture and geometry) gives the target render."""
     ws = tiny_golden[2]["ws_case0"]

@@ -312,14 +312,19 @@ def test_mapper_table_of_the_shipped_eyes_edit(synth, tmp_path, capsys):
     assert "one edit" in capsys.readouterr().err
 
 
-def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path):
+@pytest.mark.parametrize("freqs,bound", [(0, 0.02), (4, 0.04)])
+def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path, freqs, bound):
     """The deformation network is trained (its weights move) at lr_deformation (default: lr), not at the mapper's
-    large rate: 4 steps with lr_mapper 0.3 leave its offsets within a few millimetres of the identity."""
+    large rate: 4 steps with lr_mapper 0.3 leave its offsets within a few millimetres of the identity (a few more
+    with a positional encoding, whose initial offsets are larger: up to 0.027 at 6 frequencies). The encoding
+    travels with the package."""
     from lenerf.synthetic.data import latents
-    cfg = _cfg(deformation=True, texture_only=False, lr_mapper=0.3, mapper_groups=["coarse", "medium"])
+    cfg = _cfg(deformation=True, texture_only=False, lr_mapper=0.3, mapper_groups=["coarse", "medium"],
+               dn_xyz_frequencies=freqs)
     out = train_edit(synth, cfg, tmp_path / "d", progress=False)
     edit, info = load_edit(out)
     assert info["module_config"]["deformation"] is True
+    assert info["module_config"].get("dn_xyz_frequencies", 0) == edit.modules.deformation.xyz_frequencies == freqs
     from lenerf.editing.editor import EditModules
     torch.manual_seed(304)
     ref = EditModules(**info["module_config"]).state_dict()
@@ -330,9 +335,11 @@ def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path):
     x = torch.rand(2, 500, 3, generator=torch.Generator().manual_seed(0)) * 0.8 - 0.4
     with torch.no_grad():
         off = edit.modules.deformation.offsets(x, ws, edit.target_latent(ws)).norm(dim=-1)
-    assert off.max() < 0.02, off.max()
+    assert off.max() < bound, off.max()
     with pytest.raises(InputError, match="lr_deformation must be > 0"):
         train_edit(synth, _cfg(lr_deformation=0.0), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="dn_xyz_frequencies"):
+        train_edit(synth, _cfg(dn_xyz_frequencies=4), tmp_path / "x", progress=False)  # no deformation network
 
 
 def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():

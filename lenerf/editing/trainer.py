@@ -72,6 +72,8 @@ class EditConfig:
     #: sin/cos positional encoding of xyz for the attention field (0 = raw xyz, official)
     afn_xyz_frequencies: int = 0
     deformation: bool = False
+    #: sin/cos positional encoding of x for the deformation network (0 = raw x, official; see DeformationField)
+    dn_xyz_frequencies: int = 0
     texture_only: bool = True
     enlarged_mask: bool = False
     #: with enlarged_mask, for geometry edits: also supervise the mask rendered along the raw target's rays (its
@@ -187,6 +189,9 @@ class EditConfig:
         if self.relevance_refine < 0 or not self.relevance_refine_sigma > 0:
             raise InputError(f"relevance_refine must be >= 0 and relevance_refine_sigma > 0, got "
                              f"{self.relevance_refine} and {self.relevance_refine_sigma}")
+        if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
+            raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
+                             f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
         for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -256,6 +261,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                      "mapper_groups": list(cfg.mapper_groups), "afn_kind": cfg.afn_kind, "afn_hidden": cfg.afn_hidden,
                      "use_xyz": cfg.use_xyz, "deformation": cfg.deformation,
                      "afn_xyz_frequencies": cfg.afn_xyz_frequencies}
+    if cfg.dn_xyz_frequencies:  # only when set: packages written before the option load and hash the same
+        module_config["dn_xyz_frequencies"] = cfg.dn_xyz_frequencies
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))

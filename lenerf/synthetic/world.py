@@ -77,6 +77,10 @@ class HeadParams:
     eye_dx: Tensor
     nose_l: Tensor
     lip_w: Tensor
+    #: eye radius scale [N] (None = 1). Not decoded from ws: the generator cannot change eye size, only a render
+    #: of a head with the field's parameters set by hand can (datasets that teach MiniCLIP eye sizes; an edit that
+    #: enlarges eyes must deform the source, the deformation network's job)
+    eye_scale: Tensor | None = None
 
 
 def _ellipsoid(p: Tensor, center, radii) -> Tensor:
@@ -147,8 +151,9 @@ class SyntheticHeadField(Field):
         neck = torch.maximum(neck, -0.48 - pts[..., 1])
         dx = 0.075 + per(p.eye_dx).squeeze(-1)
         ex = torch.cat([dx, -dx], 0).reshape(2, n, 1)  # two eyes
+        eye_r = 0.034 if p.eye_scale is None else 0.034 * per(p.eye_scale).squeeze(-1)
         eye_d = torch.stack([((pts[..., 0] - ex[i]) ** 2 + (pts[..., 1] - 0.035) ** 2 + (pts[..., 2] - 0.188) ** 2)
-                             .sqrt() - 0.034 for i in range(2)], 0)
+                             .sqrt() - eye_r for i in range(2)], 0)
         eyes = eye_d.amin(0)
         nl = per(p.nose_l)
         nose = _ellipsoid(pts, v(0, -0.015, 0.225), torch.cat([0.026 * one, 0.045 * nl, 0.038 * one], -1))
