@@ -240,3 +240,29 @@ def test_length_rank_loss_rewards_the_order_of_lengths_of_one_head():
     other_colour = logits_for(up)
     other_colour[:, 1:1 + k - 1] = other_colour[:, 1:1 + k - 1].roll(1, 1)  # the slope on another colour's pair
     assert length_rank_loss(other_colour, hair, rungs) > length_rank_loss(logits_for(up), hair, rungs) + 0.05
+
+
+def test_eye_jitter_grows_the_eyes_and_captions_may_say_so(G):
+    """Eye sizes no latent reaches: a dataset with eye_jitter renders some heads with bigger eyes (more eye pixels),
+    records the scale, and their captions claim "big" or "small" consistently with it."""
+    from lenerf.synthetic.data import BIG_EYES, MAX_EYE_SCALE
+    from lenerf.synthetic.train_clip import EYE_KEYS, positives, sample_caption
+    plain = make_dataset(6, 2, 50, resolution=32, progress=False, G=G)
+    d = make_dataset(6, 2, 50, resolution=32, progress=False, G=G, eye_jitter=1.0)
+    s = d["eye_scale"]
+    assert "eye_scale" not in plain and ((s > 1) & (s < MAX_EYE_SCALE)).all() and torch.equal(s[0::2], s[1::2])
+    eye = PARTS.index("eyes") + 1
+    grown = (d["labels"] == eye).flatten(1).sum(1) > (plain["labels"] == eye).flatten(1).sum(1)
+    assert grown.float().mean() > 0.8, grown  # (a view may hide the eyes)
+    assert torch.equal(d["attrs"], plain["attrs"])  # no attribute of the latent changed
+    attrs = torch.cat([d["attrs"], (s > BIG_EYES).long().unsqueeze(1)], 1)
+    rng = np.random.RandomState(0)
+    sizes = set()
+    for _ in range(200):
+        i = rng.randint(len(attrs))
+        text, claims = sample_caption(attrs[i], rng)
+        if "eye_size" in claims:
+            sizes.add(claims["eye_size"])
+            assert ("big" in text) == (claims["eye_size"] == 1) and ("small" in text) == (claims["eye_size"] == 0)
+        assert positives(attrs[i:i + 1], [claims])[0, 0]
+    assert sizes == {0, 1} and len(EYE_KEYS) == attrs.shape[1]

@@ -24,9 +24,12 @@ MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
 #: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it),
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
 #: hair" rises with the length: hair_long is trained against it; README, synthetic world section) and
-#: "miniclip-color" (trained on colours moved off the palette: it guides hair_red's mapper, not its mask)
+#: "miniclip-color" (trained on colours moved off the palette: it guides hair_red's mapper, not its mask) and
+#: "miniclip-eyes" (trained also on heads with enlarged eyes, which no latent reaches: "big eyes" rises with the eye
+#: size; it guides eyes_big's deformation network)
 MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length",
-             "miniclip-color": ROOT / "checkpoints" / "miniclip_color"}
+             "miniclip-color": ROOT / "checkpoints" / "miniclip_color",
+             "miniclip-eyes": ROOT / "checkpoints" / "miniclip_eyes"}
 #: a MiniCLIP's 49408 x 96 token table is never trained (it stays at the seeded init of ``train-clip``), so every
 #: MiniCLIP trained from the same seed holds the same table: the shipped ones share this one file (9.5 MB) instead of
 #: a copy each. A MiniCLIP folder whose model.safetensors lacks ``token_embedding.weight`` reads it from its own
@@ -158,9 +161,9 @@ def _wrap(model, tokenizer, name: str) -> ClipModel:
 
 
 def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str | None = None) -> ClipModel:
-    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length', 'miniclip-color': :data:`MINICLIPS`), a
-    folder holding open_clip_config.json + model.safetensors, or an open_clip model name such as 'ViT-B-32' with
-    ``pretrained`` ('openai', a local file, or None for random weights)."""
+    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length', 'miniclip-color', 'miniclip-eyes':
+    :data:`MINICLIPS`), a folder holding open_clip_config.json + model.safetensors, or an open_clip model name such
+    as 'ViT-B-32' with ``pretrained`` ('openai', a local file, or None for random weights)."""
     folder = MINICLIPS.get(name, Path(name))
     if name in MINICLIPS or folder.is_dir():
         cfg_path, weights = folder / "open_clip_config.json", folder / "model.safetensors"

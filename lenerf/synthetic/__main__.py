@@ -54,12 +54,18 @@ def _main(argv=None) -> int:
                    help="weight of the term that fits p(long hair) to the hair-length code")
     t.add_argument("--length-rank", type=float, default=None,
                    help="weight of the term that orders renders of one head at growing hair lengths")
+    t.add_argument("--eye-jitter", type=float, default=None,
+                   help="share of training heads whose eyes are scaled by U(1, 1.7) (captions may say big / small)")
+    t.add_argument("--graded-eyes", type=float, default=None,
+                   help="weight of the term that fits p(big eyes) to the eye scale")
     e = sub.add_parser("eval-clip", help="held-out scores of a MiniCLIP folder")
     e.add_argument("--model", default="checkpoints/miniclip", help="MiniCLIP folder")
     e.add_argument("--work", default="runs/miniclip", help="dataset cache (held-out renders are made once)")
     e.add_argument("--update-card", action="store_true", help="write the scores into the model's card.json")
     e.add_argument("--lengths", action="store_true",
                    help="only p(long hair) of short-haired held-out heads grown to codes 0 ... 1 (seconds)")
+    e.add_argument("--eye-sizes", action="store_true",
+                   help="only p(big eyes) of held-out heads with their eyes scaled by 1 ... 1.7 (seconds)")
     c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
     c.add_argument("--out", default="checkpoints/attribute_classifier", help="model folder")
     c.add_argument("--work", default="runs/classifier", help="dataset cache + resumable training state")
@@ -83,7 +89,8 @@ def _main(argv=None) -> int:
                                              "finetune_jitter": a.finetune_jitter,
                                              "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
                                              "graded_length": a.graded_length,
-                                             "length_rank": a.length_rank}.items() if v is not None}}
+                                             "length_rank": a.length_rank, "eye_jitter": a.eye_jitter,
+                                             "graded_eyes": a.graded_eyes}.items() if v is not None}}
         card = train_clip(a.out or MINICLIPS[a.preset], a.work or f"runs/{a.preset}", overrides, restart=a.restart)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
@@ -93,6 +100,10 @@ def _main(argv=None) -> int:
         if a.lengths:
             from .evaluate import length_response
             print(json.dumps(length_response(load_clip(a.model)), indent=1))
+            return 0
+        if a.eye_sizes:
+            from .evaluate import eye_size_response
+            print(json.dumps(eye_size_response(load_clip(a.model)), indent=1))
             return 0
         cfg = json.loads((__import__("pathlib").Path(a.model) / "card.json").read_text())["config"] \
             if (__import__("pathlib").Path(a.model) / "card.json").is_file() else CONFIG

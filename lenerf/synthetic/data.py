@@ -10,10 +10,13 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..cameras import sample_cameras
-from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeads
+from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeadField, SyntheticHeads
 
 ATTR_KEYS = tuple(ATTRIBUTES)  # column order of the attribute matrix
 TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 2_000_000  # held-out heads never overlap the training heads
+#: eye sizes MiniCLIP can be taught (``eye_jitter``): not an attribute of the world's latents (every head's eyes have
+#: scale 1, "small"); a render with the eye radius scaled by more than BIG_EYES is captioned "big"
+EYE_SIZES, BIG_EYES, MAX_EYE_SCALE = ("small", "big"), 1.35, 1.7
 
 
 def latents(G: SyntheticHeads, seeds) -> Tensor:
@@ -23,12 +26,18 @@ def latents(G: SyntheticHeads, seeds) -> Tensor:
         return G.mapping(torch.from_numpy(z).float(), None)
 
 
-def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 64, seed: int = 0):
-    """-> images [N, 3, R, R] in [-1, 1], label images [N, R, R] (0 = background, k = PARTS[k-1])."""
+def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 64, seed: int = 0,
+                 eye_scale: Tensor | None = None):
+    """-> images [N, 3, R, R] in [-1, 1], label images [N, R, R] (0 = background, k = PARTS[k-1]). ``eye_scale``
+    [N]: the eyes' radius scale of each head (None: the world's, 1)."""
+    import dataclasses
+
     from ..generator import Preset
     preset = Preset("dataset", resolution, superresolution=False, output_resolution=resolution)
     with torch.no_grad():
-        out = G.render_field(G.field(ws), ws, cams, preset=preset,
+        field = G.field(ws) if eye_scale is None else \
+            SyntheticHeadField(dataclasses.replace(G.params(ws), eye_scale=eye_scale.to(ws)))
+        out = G.render_field(field, ws, cams, preset=preset,
                              generator=torch.Generator(device=ws.device).manual_seed(seed))
     probs = (out["image_features"][:, 3:] + 1) / 2
     best, idx = probs.max(1)
@@ -38,18 +47,20 @@ def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 
 
 def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64, camera_seed: int = 0,
                  batch: int = 16, progress: bool = True, G: SyntheticHeads | None = None,
-                 color_jitter: float = 0.0, length_jitter: float = 0.0) -> dict[str, Tensor]:
+                 color_jitter: float = 0.0, length_jitter: float = 0.0, eye_jitter: float = 0.0) -> dict[str, Tensor]:
     """Render ``views`` random views of heads ``seed_base + i``. Returns uint8 images [M, 3, R, R], int64 attrs
     [M, 6] (columns ``ATTR_KEYS``), uint8 labels [M, R, R], int64 seeds [M], float cams [M, 25] and float
     hair_length [M] (the hair-length code, 0 or 1 in the world's latents).
     color_jitter > 0 moves every head's colours off the palette (``SyntheticHeads.jitter_colors``, seeded by the
     head's seed); the attribute classes are then those of the moved colours. length_jitter p > 0 gives each head,
-    with probability p, a hair-length code drawn from U(0, 1) (seeded by the head's seed; class long iff > 0.5)."""
+    with probability p, a hair-length code drawn from U(0, 1) (seeded by the head's seed; class long iff > 0.5).
+    eye_jitter p > 0 gives each head, with probability p, eyes whose radius is scaled by s ~ U(1, MAX_EYE_SCALE)
+    (seeded by the head's seed; "big" iff s > BIG_EYES), and adds float eye_scale [M] (1 for the others)."""
     G = G or SyntheticHeads()
     seeds = np.repeat(np.arange(seed_base, seed_base + n_heads), views)
     cams = sample_cameras(len(seeds), generator=torch.Generator().manual_seed(camera_seed),
                           radius=G.camera_radius, lookat=G.camera_pivot)
-    images, labels, attrs, lengths = [], [], [], []
+    images, labels, attrs, lengths, eyes = [], [], [], [], []
     for a in tqdm(range(0, len(seeds), batch), desc="rendering", unit="batch", disable=not progress):
         ws = latents(G, seeds[a:a + batch])
         if color_jitter > 0:
@@ -59,14 +70,22 @@ def make_dataset(n_heads: int, views: int, seed_base: int, resolution: int = 64,
             draws = [np.random.RandomState(int(s) + 99).rand(2) for s in seeds[a:a + batch]]
             h = torch.tensor([u[1] if u[0] < length_jitter else -1.0 for u in draws])
             ws = torch.where((h >= 0).view(-1, 1, 1), G.with_hair_length(ws, h.clamp_min(0)), ws)
-        img, lab = render_batch(G, ws, cams[a:a + batch], resolution, seed=camera_seed + a)
+        scale = None
+        if eye_jitter > 0:
+            draws = [np.random.RandomState(int(s) + 77).rand(2) for s in seeds[a:a + batch]]
+            scale = torch.tensor([1 + u[1] * (MAX_EYE_SCALE - 1) if u[0] < eye_jitter else 1.0 for u in draws])
+            eyes.append(scale.float())
+        img, lab = render_batch(G, ws, cams[a:a + batch], resolution, seed=camera_seed + a, eye_scale=scale)
         images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
         labels.append(lab.to(torch.uint8))
         at = G.attributes(ws)
         attrs.append(torch.stack([at[k] for k in ATTR_KEYS], 1))
         lengths.append(G.params(ws).hair_length.detach().float())
-    return {"images": torch.cat(images), "labels": torch.cat(labels), "attrs": torch.cat(attrs),
-            "seeds": torch.from_numpy(seeds).long(), "cams": cams, "hair_length": torch.cat(lengths)}
+    out = {"images": torch.cat(images), "labels": torch.cat(labels), "attrs": torch.cat(attrs),
+           "seeds": torch.from_numpy(seeds).long(), "cams": cams, "hair_length": torch.cat(lengths)}
+    if eyes:
+        out["eye_scale"] = torch.cat(eyes)
+    return out
 
 
 def cached_dataset(path: Path, build=None, **kw) -> dict[str, Tensor]:
@@ -87,8 +106,9 @@ def training_file(cfg: dict, work_dir: Path) -> Path:
     """Cache file of a training config's renders: heads, views, seed and colour jitter name it; renders of
     in-between hair lengths also carry the world's version (the world's own latents render the same in all)."""
     jitter, length = cfg.get("color_jitter", 0.0), cfg.get("length_jitter", 0.0)
+    eyes = cfg.get("eye_jitter", 0.0)
     name = f"train_{cfg['heads']}x{cfg['views']}_s{cfg['seed']}" + (f"_j{jitter:g}" if jitter else "") \
-        + (f"_l{length:g}_w{WORLD_VERSION}" if length else "")
+        + (f"_l{length:g}_w{WORLD_VERSION}" if length else "") + (f"_e{eyes:g}" if eyes else "")
     return Path(work_dir) / f"{name}.safetensors"
 
 
@@ -130,7 +150,8 @@ def clip_training_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict
     jitter = cfg.get("color_jitter", 0.0)
     return cached_dataset(training_file(cfg, work_dir), n_heads=cfg["heads"], views=cfg["views"],
                           seed_base=TRAIN_SEED_BASE, resolution=cfg["resolution"], camera_seed=cfg["seed"],
-                          progress=progress, color_jitter=jitter, length_jitter=cfg.get("length_jitter", 0.0))
+                          progress=progress, color_jitter=jitter, length_jitter=cfg.get("length_jitter", 0.0),
+                          eye_jitter=cfg.get("eye_jitter", 0.0))
 
 
 def to_float(images_u8: Tensor) -> Tensor:

@@ -178,3 +178,32 @@ def length_response(clip: ClipModel, heads: int = 8, lengths=LENGTH_STEPS, resol
         for f in ("mean", "min", "max"):
             out[f"p_long_{f}"].append(round(getattr(p, f)().item(), 4))
     return out
+
+
+#: eye radius scales at which ``eye_size_response`` reads a model (1 = the world's eyes; "big" above 1.35)
+EYE_STEPS = (1.0, 1.05, 1.1, 1.2, 1.3, 1.4, 1.5, 1.7)
+
+
+@torch.no_grad()
+def eye_size_response(clip: ClipModel, heads: int = 8, scales=EYE_STEPS, resolution: int = 64) -> dict:
+    """How a model reads eye size: held-out heads (seeds from EVAL_SEED_BASE + 70000), three views each (as in
+    ``length_response``), rendered with the eyes' radius scaled by each of ``scales``; p(big) = sigmoid(logit scale
+    x (cos(image, "a face with big eyes") - cos(image, "a face with small eyes"))) -> {"scales", "p_big_mean",
+    "p_big_min", "p_big_max"}. A deformation that grows the eyes can follow a model that rises from scale 1."""
+    from .data import latents
+    from .world import SyntheticHeads
+    G = SyntheticHeads().to(clip.mean.device)
+    ws = latents(G, range(EVAL_SEED_BASE + 70_000, EVAL_SEED_BASE + 70_000 + heads)).to(clip.mean.device)
+    ws = ws.repeat_interleave(3, 0)
+    cams = torch.cat([G.camera(y, p) for y, p in [(-0.3, 0.1), (0.3, -0.1), (0.0, 0.0)]]).to(ws).repeat(heads, 1)
+    m = clip.model
+    t = torch.nn.functional.normalize(clip.text_features(["a face with big eyes", "a face with small eyes"]), dim=-1)
+    out = {"scales": list(scales), "heads": heads, "views": 3, "p_big_mean": [], "p_big_min": [], "p_big_max": []}
+    for s in scales:
+        img = G.label_image(ws, cams, resolution, eye_scale=torch.full((len(ws),), float(s)))[1]["image"].clamp(-1, 1)
+        e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(img)), dim=-1)
+        d = m.logit_scale.exp() * (e @ t.T)
+        p = torch.sigmoid(d[:, 0] - d[:, 1])
+        for f in ("mean", "min", "max"):
+            out[f"p_big_{f}"].append(round(getattr(p, f)().item(), 4))
+    return out

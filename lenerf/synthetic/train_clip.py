@@ -22,7 +22,8 @@ from tqdm import tqdm
 from ..clip.models import MINICLIPS, TOKEN_FILE, TOKEN_KEY, _wrap, miniclip_model, save_token_table
 from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
-from .data import ATTR_KEYS, TRAIN_SEED_BASE, clip_training_data, length_ladder_data, random_affine, to_float
+from .data import (ATTR_KEYS, BIG_EYES, EYE_SIZES, MAX_EYE_SCALE, TRAIN_SEED_BASE, clip_training_data,
+                   length_ladder_data, random_affine, to_float)
 from .world import ATTRIBUTES
 
 MODEL_CFG = {
@@ -64,54 +65,75 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # long-vs-short logit difference is out of order (with and without the hair colour in the texts). Unlike
           # the graded term it asks for an order between lengths of the same head, so it has a gradient where the
           # graded term has none (short hair, p(long) and the length both near 0) (0 = off)
-          "length_rank": 0.0, "ladder_heads": 400, "ladder_rungs": 4, "ladder_batch": 6}
+          "length_rank": 0.0, "ladder_heads": 400, "ladder_rungs": 4, "ladder_batch": 6,
+          # this share of the training heads get eyes scaled by U(1, 1.7) (data.MAX_EYE_SCALE), which no latent of the
+          # world can do, and captions may name the eye size ("big" iff > 1.35, else "small"); 0 = off
+          "eye_jitter": 0.0,
+          # weight of a graded eye-size term: like graded_length, p(big) = sigmoid(logit("big eyes") - logit("small
+          # eyes")), with and without the eye colour, fit to (scale - 1) / 0.7 (0 = off)
+          "graded_eyes": 0.0}
 
 #: the shipped MiniCLIPs (``lenerf.clip.models.MINICLIPS``) and their settings on top of CONFIG; ``train-clip
 #: --preset NAME`` and ``rebuild-all`` use them. "miniclip-length" learns in-between hair lengths (README, synthetic
 #: world section: hair_long is trained against it, every texture edit against "miniclip"); "miniclip-color" learns
 #: colours between the palette entries (its relevance maps are worse: it guides hair_red's mapper only)
 SHIPPED = {"miniclip": {}, "miniclip-length": {"length_jitter": 0.5, "graded_length": 0.3, "length_rank": 0.3},
-           "miniclip-color": {"color_jitter": 0.3, "steps": 2500}}
+           "miniclip-color": {"color_jitter": 0.3, "steps": 2500},
+           "miniclip-eyes": {"eye_jitter": 0.5, "graded_eyes": 0.3}}
 
 # phrase templates per attribute group; hair can mention colour, length or both
 _PHRASES = {"skin": ["{skin} skin"], "eyes": ["{eyes} eyes"], "lips": ["{lips} lips"], "nose": ["a {nose} nose"],
             "hair": ["{hair_length} {hair} hair", "{hair} hair", "{hair_length} hair"]}
 
 
-def phrase_for(part: str, names: dict[str, str], variant: int = 0) -> tuple[str, list[str]]:
-    tpl = _PHRASES[part][variant]
-    mentioned = [k for k in ATTR_KEYS if "{" + k + "}" in tpl]
+#: with eye_jitter: the eye phrases, which may name the size (the images' size class: attrs' extra column)
+_EYE_PHRASES = ["{eyes} eyes", "{eye_size} {eyes} eyes", "{eye_size} eyes"]
+EYE_KEYS = ATTR_KEYS + ("eye_size",)  # attribute columns with eye_jitter
+
+
+def phrase_for(part: str, names: dict[str, str], variant: int = 0, eye_sizes: bool = False) -> tuple[str, list[str]]:
+    tpl = (_EYE_PHRASES if eye_sizes and part == "eyes" else _PHRASES[part])[variant]
+    mentioned = [k for k in EYE_KEYS if "{" + k + "}" in tpl]
     return tpl.format(**names), mentioned
 
 
 def sample_caption(attr_row, rng: np.random.RandomState) -> tuple[str, dict[str, int]]:
-    """A random caption consistent with an image's attribute classes; returns the text and what it claims."""
-    names = {k: ATTRIBUTES[k][int(attr_row[i])] for i, k in enumerate(ATTR_KEYS)}
+    """A random caption consistent with an image's attribute classes (columns ``ATTR_KEYS``, or ``EYE_KEYS``: then
+    the eye phrase may name the eye size); returns the text and what it claims."""
+    keys = EYE_KEYS if len(attr_row) == len(EYE_KEYS) else ATTR_KEYS
+    names = {k: (EYE_SIZES if k == "eye_size" else ATTRIBUTES[k])[int(attr_row[i])] for i, k in enumerate(keys)}
     parts = list(_PHRASES)
     k = rng.randint(1, len(parts) + 1)
     chosen = [parts[i] for i in rng.permutation(len(parts))[:k]]
     items, claims = [], {}
+    eye_sizes = keys is EYE_KEYS
     for p in chosen:
-        text, mentioned = phrase_for(p, names, rng.randint(len(_PHRASES[p])))
+        n_variants = len(_EYE_PHRASES if eye_sizes and p == "eyes" else _PHRASES[p])
+        text, mentioned = phrase_for(p, names, rng.randint(n_variants), eye_sizes)
         items.append(text)
         for m in mentioned:
-            claims[m] = int(attr_row[ATTR_KEYS.index(m)])
+            claims[m] = int(attr_row[keys.index(m)])
     body = items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
     return f"a face with {body}", claims
 
 
 def positives(attrs: torch.Tensor, claims: list[dict[str, int]]) -> torch.Tensor:
-    """P[i, j] = 1 when caption j is consistent with image i."""
+    """P[i, j] = 1 when caption j is consistent with image i (attrs' columns ``ATTR_KEYS`` or ``EYE_KEYS``)."""
+    keys = EYE_KEYS if attrs.shape[1] == len(EYE_KEYS) else ATTR_KEYS
     pos = torch.ones(attrs.shape[0], len(claims), dtype=torch.bool)
     for j, c in enumerate(claims):
         for k, v in c.items():
-            pos[:, j] &= attrs[:, ATTR_KEYS.index(k)] == v
+            pos[:, j] &= attrs[:, keys.index(k)] == v
     return pos
 
 
 # the graded length term's texts: "long" then "short", without a colour and with each hair colour
 _LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short")
                  for c in ("",) + tuple(c + " " for c in ATTRIBUTES["hair"])]
+
+
+# the graded eye term's texts: "big" then "small", without a colour and with each eye colour
+_EYE_TEXTS = [f"a face with {n} {c}eyes" for n in ("big", "small") for c in ("",) + tuple(c + " " for c in ATTRIBUTES["eyes"])]
 
 
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
@@ -220,9 +242,12 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             lx = to_float(ladder["images"][lid])  # [H, rungs, 3, R, R]
             lx = random_affine(lx.flatten(1, 2), gen).reshape(lx.shape).flatten(0, 1)
             x = torch.cat([x, lx])
+        if cfg["eye_jitter"]:  # the eye-size class as an extra attribute column
+            attrs = torch.cat([attrs, (phase["eye_scale"] > BIG_EYES).long().unsqueeze(1)], 1)
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
-        texts = [t for t, _ in caps] + (_LENGTH_TEXTS if cfg["graded_length"] or cfg["length_rank"] else [])
+        length_texts = _LENGTH_TEXTS if cfg["graded_length"] or cfg["length_rank"] else []
+        texts = [t for t, _ in caps] + length_texts + (_EYE_TEXTS if cfg["graded_eyes"] else [])
         if cfg["attention_entropy"]:
             feats, probs = encode_with_last_attention(model.visual, clip.preprocess(x), leaf=False)
             cls = probs[:, :, 0].clamp_min(1e-12)
@@ -234,8 +259,10 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         scale = model.logit_scale.exp()
         n_caps = len(caps)
         n_img = len(idx)
+        n_len = n_caps + len(length_texts)  # the length texts are txt[n_caps:n_len], the eye texts txt[n_len:]
         if ladder is not None:
-            loss_rank = length_rank_loss(scale * img[n_img:] @ txt[n_caps:].T, ladder["hair"][lid], cfg["ladder_rungs"])
+            loss_rank = length_rank_loss(scale * img[n_img:] @ txt[n_caps:n_len].T, ladder["hair"][lid],
+                                         cfg["ladder_rungs"])
             img = img[:n_img]
         loss = multi_positive_loss(scale * img @ txt[:n_caps].T, pos) - cfg["attention_entropy"] * entropy
         if ladder is not None:
@@ -244,8 +271,12 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             # hair-length codes (renders cached before they were stored: the class, 0 or 1)
             lengths = (phase["hair_length"] if "hair_length" in phase
                        else attrs[:, ATTR_KEYS.index("hair_length")].float())[idx]
-            loss = loss + cfg["graded_length"] * graded_length_loss(scale * img @ txt[n_caps:].T, lengths,
+            loss = loss + cfg["graded_length"] * graded_length_loss(scale * img @ txt[n_caps:n_len].T, lengths,
                                                                      attrs[idx, ATTR_KEYS.index("hair")])
+        if cfg["graded_eyes"]:  # the same BCE, for the eye size (scale 1 -> 0, MAX_EYE_SCALE -> 1)
+            sizes = (phase["eye_scale"][idx] - 1) / (MAX_EYE_SCALE - 1)
+            loss = loss + cfg["graded_eyes"] * graded_length_loss(scale * img @ txt[n_len:].T, sizes,
+                                                                   attrs[idx, ATTR_KEYS.index("eyes")])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -285,6 +316,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                        "palette colour" if cfg.get("color_jitter") else "")
                     + (f", {cfg['length_jitter']:g} of them with a hair-length code from U(0, 1)"
                        if cfg.get("length_jitter") else "")
+                    + (f", {cfg['eye_jitter']:g} of them with eyes scaled by U(1, {MAX_EYE_SCALE:g}) (\"big\" above "
+                       f"{BIG_EYES:g})" if cfg.get("eye_jitter") else "")
                     + (f"; {cfg['ladder_heads']} of the heads also at {cfg['ladder_rungs']} growing hair lengths "
                        "for the length-ranking term" if cfg.get("length_rank") else "")
                     + (f"; then {cfg['finetune_steps']} steps on the same heads with colours moved off the palette by "

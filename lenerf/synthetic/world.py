@@ -13,6 +13,7 @@ two heads' features linearly (what LENeRF does) blends density, colour and part 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -355,9 +356,13 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         return [tpl.format(c) for c in ATTRIBUTES[part]]
 
     def label_image(self, ws: Tensor, c: Tensor, resolution: int | None = None,
-                    preset=None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Ground-truth label image [N, R, R] (0 = background, k = PARTS[k-1]) and the render."""
-        out = self.render_field(self.field(ws), ws, c, resolution, preset=preset,
+                    preset=None, eye_scale: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Ground-truth label image [N, R, R] (0 = background, k = PARTS[k-1]) and the render; ``eye_scale`` [N]:
+        the heads with their eyes' radius scaled (``HeadParams.eye_scale``; None = the world's)."""
+        field = self.field(ws)
+        if eye_scale is not None:
+            field = SyntheticHeadField(dataclasses.replace(field.p, eye_scale=eye_scale.to(ws)))
+        out = self.render_field(field, ws, c, resolution, preset=preset,
                                 generator=torch.Generator(device=ws.device).manual_seed(0))
         probs = (out["image_features"][:, 3:] + 1) / 2  # composited memberships
         best, idx = probs.max(1)
