@@ -62,9 +62,14 @@ class MaskedBlend(Field):
     mask can be volume-rendered with the source weights afterwards."""
 
     def __init__(self, source: Field, target: Field, attention: AttentionField | None, ws: Tensor, wt: Tensor,
-                 texture_only: bool = False, threshold: float | None = None, binarize: bool = False):
-        """``attention=None``: m = 1 everywhere (an edit trained without a mask, the global-edit ablation)."""
+                 texture_only: bool = False, threshold: float | None = None, binarize: bool = False,
+                 mask_source: Field | None = None):
+        """``attention=None``: m = 1 everywhere (an edit trained without a mask, the global-edit ablation).
+        ``mask_source``: the field whose descriptors the attention field reads (default: ``source``); with a
+        deformation network the undeformed source, as in training (method.md Eq. 7 reads the deformed one; the
+        official trainer never deformed, and ours supervises the mask on the undeformed source's samples)."""
         self.source, self.target, self.attention = source, target, attention
+        self.mask_source = mask_source
         self.ws, self.wt, self.texture_only, self.threshold = ws, wt, texture_only, threshold
         self.binarize = binarize
         self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
@@ -97,15 +102,21 @@ class MaskedBlend(Field):
             m = torch.where(m > self.threshold, m, torch.zeros_like(m))
         return m
 
+    def mask_features(self, points: Tensor, fs: Tensor | None = None) -> Tensor:
+        """The source features the attention field reads at ``points`` (``fs``: the source's, if already known)."""
+        if self.mask_source is None:
+            return self.source.features(points) if fs is None else fs
+        return self.mask_source.features(points)
+
     def features(self, points: Tensor) -> Tensor:
         fs, ft = self.source.features(points), self.target.features(points)
-        m = self._joined(self.mask(points, fs, ft))
+        m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
         self.masks.append(m)
         return torch.lerp(fs, ft, m.to(fs.dtype))
 
     def __call__(self, points: Tensor):
         fs, ft = self.source.features(points), self.target.features(points)
-        m = self._joined(self.mask(points, fs, ft))
+        m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
         self.masks.append(m)
         colors, sigma = self.source.decode(torch.lerp(fs, ft, m.to(fs.dtype)))
         if self.texture_only:
@@ -146,6 +157,9 @@ class EditResult:
     target: Tensor | None = None
     source_depth: Tensor | None = None
     opacity: Tensor | None = None
+    #: the edited render's every channel [N, C, R, R] (C = the field's colour channels; the synthetic world's carry
+    #: the part memberships after RGB, so the edited head's part labels are known)
+    edited_features: Tensor | None = None
 
 
 def _same_part(a: Edit, b: Edit) -> bool:
@@ -182,7 +196,7 @@ class LocalEditor:
             tgt = self.G.field(wt, noise_mode)
             base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
             blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
-                                e.threshold, e.binarize)
+                                e.threshold, e.binarize, mask_source=field if base is not field else None)
             # earlier same-part layers join the mask, unless a deformation lies between: a deformed source is read
             # elsewhere, so those layers' latest masks would not be at this layer's points
             blend.union = [layers[j] for j in range(k) if _same_part(self.edits[j], e)
@@ -230,7 +244,7 @@ class LocalEditor:
             target = G.render_field(G.field(wt), wt, c, preset=p, generator=generator)["image"]
         to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
         return EditResult(s_img, e_img, to_img(mask), s_feat[:, :3], e_feat[:, :3], target, to_img(src.depth),
-                          to_img(src.weights_sum))
+                          to_img(src.weights_sum), e_feat)
 
     @staticmethod
     def _blend_weighted_samples(src, src_field, layers, origins, dirs, settings):

@@ -10,6 +10,11 @@ For held-out heads and a fixed set of views:
   views), and the stricter per-view identity: the share of views where every other attribute reads the same;
 * target latent: the world's ground-truth attributes of each edit's raw target latent ws + mapper(ws) carry that
   edit's target value (the mapper's share of success, before the mask and the renderer).
+
+An eye-size target ({"eye_size": "big"}: no latent of the world has one, only a deformation reaches it) is read from
+the ground truth instead of the classifier: success when the edited render's eye pixels (its part memberships,
+summed over the views) outnumber those of the same head rendered with the eyes scaled by ``BIG_EYES``, the size
+above which MiniCLIP-eyes was taught "big"; the edited eyes then also belong to the part region of the PSNR.
 """
 from __future__ import annotations
 
@@ -22,7 +27,7 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..metrics import dilate, iou, psnr
 from ..rendering import sample_rays
-from ..synthetic.data import ATTR_KEYS, EVAL_SEED_BASE, TRAIN_SEED_BASE, latents
+from ..synthetic.data import ATTR_KEYS, BIG_EYES, EVAL_SEED_BASE, EYE_SIZES, TRAIN_SEED_BASE, latents
 from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PARTS, SyntheticHeads
 from .editor import Edit, LocalEditor
 
@@ -51,7 +56,7 @@ def _surface(src_field, cams: torch.Tensor, res) -> tuple:
 
 def _layer_mask(layer, pts: torch.Tensor) -> torch.Tensor:
     """The 3D mask m [V, P] of one edit layer at ``pts`` (with the layer's inference threshold, if any)."""
-    return layer.mask(pts, layer.source.features(pts), layer.target.features(pts))[..., 0]
+    return layer.mask(pts, layer.mask_features(pts), layer.target.features(pts))[..., 0]
 
 
 #: new_part_fill: a pixel of the new part is filled when the edit's colour is within this of the raw target's
@@ -74,9 +79,15 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     cams = eval_cameras(G, views)
     v = cams.shape[0]
     part_ids = [PARTS.index(p) + 1 for p in parts]
+    for t in targets:
+        for k, val in t.items():
+            if not (k == "eye_size" and val in EYE_SIZES) and val not in ATTRIBUTES.get(k, ()):
+                raise InputError(f"unknown target {k}={val!r}")
+    big_eyes = any(t.get("eye_size") == "big" for t in targets)
+    all_targets, targets = targets, [{k: val for k, val in t.items() if k != "eye_size"} for t in targets]  # the classifier's share
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
-                "target_latent": [], "identity_views": [], "new_part_fill": []}
+                "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -88,10 +99,23 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         wts = editor.target_latents(ws)
         tgt_lab, tgt_out = G.label_image(wts[-1], cams)
         raw = [G.attribute_names(w[:1])[0] for w in wts]
-        per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets) for k, val in t.items())))
+        if want:
+            per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets)
+                                                       for k, val in t.items())))
         region = torch.zeros_like(src_lab, dtype=torch.bool)
         for pid in part_ids:
             region |= (src_lab == pid) | (tgt_lab == pid)
+        size_ok = True
+        if big_eyes:  # the edited render's eyes (part memberships) against the same head's at the "big" threshold
+            eye = PARTS.index("eyes") + 1
+            probs = (res.edited_features[:, 3:3 + len(PARTS)] + 1) / 2
+            best, idx = probs.max(1)
+            edited_eyes = (best > 0.5) & (idx + 1 == eye)
+            region |= edited_eyes
+            at_threshold = G.label_image(ws, cams, eye_scale=torch.full((v,), BIG_EYES))[0]
+            ratio = edited_eyes.sum().item() / max(1, (src_lab == eye).sum().item())
+            per_head["eye_area_ratio"].append(ratio)
+            size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
         per_head["psnr_in"].append(psnr(res.edited_raw, res.source_raw, region).mean().item())
@@ -119,12 +143,15 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             pe = classifier.predict(res.edited_raw)
             vote = {k: torch.mode(pe[k]).values.item() for k in ATTR_KEYS}
             vote_s = {k: torch.mode(ps[k]).values.item() for k in ATTR_KEYS}
-            per_head["success"].append(float(all(vote[k] == want[k] for k in want)))
-            if any(vote_s[k] != want[k] for k in want):  # heads that did not already have the target value
+            per_head["success"].append(float(size_ok and all(vote[k] == want[k] for k in want)))
+            if big_eyes or any(vote_s[k] != want[k] for k in want):  # heads without the target value before
                 per_head["success_changed"].append(per_head["success"][-1])
             per_head["identity"].append(float(all(vote[k] == vote_s[k] for k in ATTR_KEYS if k not in want)))
             same = torch.stack([pe[k] == ps[k] for k in ATTR_KEYS if k not in want]).all(0)  # [V]
             per_head["identity_views"].append(same.float().mean().item())
+        elif big_eyes:  # the ground truth alone judges the eye size
+            per_head["success"].append(float(size_ok))
+            per_head["success_changed"].append(float(size_ok))
         if h < contact_rows:
             i = min(2, v - 1)  # the third of the default views (near-frontal), or the last of fewer
             mask = ((res.mask[i, 0] * 255).round().byte().numpy())
@@ -140,7 +167,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         else:
             summary[f"{k}_median"] = round(float(np.median(arr)), 4)
             summary[f"{k}_mean"] = round(float(arr.mean()), 4)
-    summary.update({"heads": heads, "views": v, "targets": targets, "parts": parts, "head_seeds": [seed_base, seed_base + heads - 1]})
+    summary.update({"heads": heads, "views": v, "targets": all_targets, "parts": parts, "head_seeds": [seed_base, seed_base + heads - 1]})
     return summary, np.concatenate(sheet, 0)
 
 

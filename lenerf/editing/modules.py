@@ -140,7 +140,9 @@ class AttentionField(nn.Module):
 
 
 class DeformationField(nn.Module):
-    """x' = x + T(x, ws, wt) (method.md §5); last layer x0.01 at init so that T starts near zero.
+    """x' = x + T(x, ws, wt) (method.md §5); last layer x0.01 at init so that T starts near zero (official), and
+    exactly zero with a positional encoding (whose x0.01 offsets, up to 0.027 world units, blur the whole head
+    before any training: a deformation meant for one part must start as the identity everywhere).
 
     ``xyz_frequencies`` K > 0 appends sin/cos(2^k pi x), k < K, to the raw x (NeRF's positional encoding; not in
     the official network, whose deformation was never trained): a raw-x MLP learns only deformations that vary
@@ -160,7 +162,7 @@ class DeformationField(nn.Module):
                                  FullyConnectedLayer(hidden, hidden, activation="lrelu"),
                                  FullyConnectedLayer(hidden, 3))
         with torch.no_grad():
-            self.net[-1].weight.mul_(0.01)
+            self.net[-1].weight.mul_(0.0 if xyz_frequencies else 0.01)
 
     def offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         """x [N, P, 3] world coordinates, ws / wt [N, num_ws, w_dim] -> offsets [N, P, 3] in world units."""

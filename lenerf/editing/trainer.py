@@ -101,6 +101,9 @@ class EditConfig:
     #: source| over the pixels outside the step's pseudo-labels (source and, for geometry edits, target), so the
     #: mapper is not paid for changes the mask lets through beside the part (hair_long's wider head)
     lambda_outside: float = 0.0
+    #: with lambda_outside: the pseudo-labels are dilated by this many pixels first, so a ring around the part may
+    #: change freely (an edit that grows the part, e.g. a deformation enlarging the eyes; 0 = off)
+    outside_dilate_px: int = 0
     topk: int = 80
     botk: int = 100
     #: pseudo-label normalisation: None = min-max per image (official); q in (0, 1) = divide by the per-image
@@ -189,6 +192,8 @@ class EditConfig:
         if self.relevance_refine < 0 or not self.relevance_refine_sigma > 0:
             raise InputError(f"relevance_refine must be >= 0 and relevance_refine_sigma > 0, got "
                              f"{self.relevance_refine} and {self.relevance_refine_sigma}")
+        if not self.mapper_groups and not self.deformation:
+            raise InputError("an edit needs mapper groups or the deformation network (mapper_groups is empty)")
         if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
             raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
@@ -200,6 +205,8 @@ class EditConfig:
             raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
         if self.lambda_outside < 0 or (self.lambda_outside and not self.use_mask):
             raise InputError("lambda_outside must be >= 0 and needs the mask (use_mask)")
+        if self.outside_dilate_px < 0:
+            raise InputError(f"outside_dilate_px must be >= 0, got {self.outside_dilate_px}")
         if self.mask_prompt_select not in ("mean", "best", "contrast"):
             raise InputError(f"mask_prompt_select must be 'mean', 'best' or 'contrast', got {self.mask_prompt_select!r}")
         if self.source_prompt_select not in ("mean", "best"):
@@ -410,7 +417,11 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 l_ws = delta.norm(dim=-1).mean()
                 l_out = torch.zeros((), device=dev)
                 if cfg.lambda_outside:
-                    outside = 1 - F.interpolate(allowed, size=edited.shape[-2:], mode="area")
+                    inside = F.interpolate(allowed, size=edited.shape[-2:], mode="area")
+                    if cfg.outside_dilate_px:
+                        k = cfg.outside_dilate_px
+                        inside = F.max_pool2d(inside, 2 * k + 1, stride=1, padding=k)
+                    outside = 1 - inside
                     l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
                 loss_m = (cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
                           + cfg.lambda_outside * l_out)
