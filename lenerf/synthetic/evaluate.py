@@ -145,6 +145,18 @@ def evaluate_clip(clip: ClipModel, cfg: dict, work_dir: str | Path, progress: bo
             "eval_images": len(data["images"])}
 
 
+def _record_p_first(out: dict, key: str, clip: ClipModel, images: torch.Tensor, texts: list[str]) -> None:
+    """Append the mean / min / max over ``images`` of sigmoid(logit scale x (cos(image, texts[0]) - cos(image,
+    texts[1]))) to ``out[key + "_mean" | "_min" | "_max"]``."""
+    m = clip.model
+    t = torch.nn.functional.normalize(clip.text_features(texts), dim=-1)
+    e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(images)), dim=-1)
+    d = m.logit_scale.exp() * (e @ t.T)
+    p = torch.sigmoid(d[:, 0] - d[:, 1])
+    for f in ("mean", "min", "max"):
+        out[f"{key}_{f}"].append(round(getattr(p, f)().item(), 4))
+
+
 #: hair-length codes at which ``length_response`` reads a model
 LENGTH_STEPS = (0.0, 0.03, 0.06, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 1.0)
 
@@ -164,19 +176,14 @@ def length_response(clip: ClipModel, heads: int = 8, lengths=LENGTH_STEPS, resol
     short = torch.nonzero(G.attributes(ws)["hair_length"] == 0).squeeze(1)[:heads]
     ws = ws[short].repeat_interleave(3, 0)
     cams = torch.cat([G.camera(y, p) for y, p in [(-0.3, 0.1), (0.3, -0.1), (0.0, 0.0)]]).to(ws).repeat(len(short), 1)
-    m = clip.model
-    t = torch.nn.functional.normalize(clip.text_features(["a face with long hair", "a face with short hair"]), dim=-1)
+    texts = ["a face with long hair", "a face with short hair"]
     out = {"lengths": list(lengths), "heads": len(short), "views": 3, "p_long_mean": [], "p_long_min": [],
            "p_long_max": []}
     for h in lengths:
         w = G.with_hair_length(ws, torch.full((len(ws),), float(h)))
         img = G.render_field(G.field(w), w, cams, resolution,  # the same ray samples at every length
                              generator=torch.Generator(device=ws.device).manual_seed(0))["image"].clamp(-1, 1)
-        e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(img)), dim=-1)
-        d = m.logit_scale.exp() * (e @ t.T)
-        p = torch.sigmoid(d[:, 0] - d[:, 1])
-        for f in ("mean", "min", "max"):
-            out[f"p_long_{f}"].append(round(getattr(p, f)().item(), 4))
+        _record_p_first(out, "p_long", clip, img, texts)
     return out
 
 
@@ -196,14 +203,9 @@ def eye_size_response(clip: ClipModel, heads: int = 8, scales=EYE_STEPS, resolut
     ws = latents(G, range(EVAL_SEED_BASE + 70_000, EVAL_SEED_BASE + 70_000 + heads)).to(clip.mean.device)
     ws = ws.repeat_interleave(3, 0)
     cams = torch.cat([G.camera(y, p) for y, p in [(-0.3, 0.1), (0.3, -0.1), (0.0, 0.0)]]).to(ws).repeat(heads, 1)
-    m = clip.model
-    t = torch.nn.functional.normalize(clip.text_features(["a face with big eyes", "a face with small eyes"]), dim=-1)
+    texts = ["a face with big eyes", "a face with small eyes"]
     out = {"scales": list(scales), "heads": heads, "views": 3, "p_big_mean": [], "p_big_min": [], "p_big_max": []}
     for s in scales:
         img = G.label_image(ws, cams, resolution, eye_scale=torch.full((len(ws),), float(s)))[1]["image"].clamp(-1, 1)
-        e = torch.nn.functional.normalize(m.encode_image(clip.preprocess(img)), dim=-1)
-        d = m.logit_scale.exp() * (e @ t.T)
-        p = torch.sigmoid(d[:, 0] - d[:, 1])
-        for f in ("mean", "min", "max"):
-            out[f"p_big_{f}"].append(round(getattr(p, f)().item(), 4))
+        _record_p_first(out, "p_big", clip, img, texts)
     return out
