@@ -95,6 +95,18 @@ def test_positional_encoding_lets_the_deformation_learn_a_local_change():
         DeformationField(32, 64, -1)
 
 
+def test_symmetric_deformation_mirrors_about_the_plane_x_0():
+    """dn_symmetric: the offset at the mirror image of a point is the mirrored offset (both eyes move alike)."""
+    torch.manual_seed(0)
+    dn = DeformationField(32, 64, 4, symmetric=True)
+    with torch.no_grad():
+        dn.net[-1].weight.normal_()  # non-zero offsets (an encoded network starts at zero)
+    x, ws, flip = torch.rand(2, 100, 3) - 0.5, torch.randn(2, 14, 32), torch.tensor([-1.0, 1.0, 1.0])
+    off = dn.offsets(x, ws, ws)
+    assert off.abs().mean() > 1e-3
+    assert torch.allclose(dn.offsets(x * flip, ws, ws), off * flip, atol=1e-6)
+
+
 def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
     """Mask 0 reproduces the source render exactly; mask 1 (texture and geometry) gives the target render."""
     ws = tiny_golden[2]["ws_case0"]

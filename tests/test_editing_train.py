@@ -340,6 +340,8 @@ def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path, fre
         train_edit(synth, _cfg(lr_deformation=0.0), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match="dn_xyz_frequencies"):
         train_edit(synth, _cfg(dn_xyz_frequencies=4), tmp_path / "x", progress=False)  # no deformation network
+    with pytest.raises(InputError, match="dn_symmetric"):
+        train_edit(synth, _cfg(dn_symmetric=True), tmp_path / "x", progress=False)
 
 
 def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():

@@ -150,11 +150,14 @@ class DeformationField(nn.Module):
     reach in a few hundred steps (session 22's probe: an L2 fit to big-eyed renders moved 28.3 -> 27.6 dB with raw
     x, 28.3 -> 35.5 dB with K = 6)."""
 
-    def __init__(self, w_dim: int, hidden: int = 64, xyz_frequencies: int = 0):
+    def __init__(self, w_dim: int, hidden: int = 64, xyz_frequencies: int = 0, symmetric: bool = False):
         super().__init__()
         if xyz_frequencies < 0:
             raise ValueError(f"xyz_frequencies must be >= 0, got {xyz_frequencies}")
         self.xyz_frequencies = xyz_frequencies
+        #: mirror-symmetric about the plane x = 0 (the heads' plane of symmetry in both generators' canonical
+        #: space): T(x) = (T'(x) + S T'(S x)) / 2, S = diag(-1, 1, 1); both eyes then grow alike
+        self.symmetric = symmetric
         self.register_buffer("freqs", torch.pi * 2.0 ** torch.arange(xyz_frequencies), persistent=False)
         self.latent = _LatentBranch(w_dim, hidden, hidden // 2)  # applied to ws and to wt
         self.net = nn.Sequential(FullyConnectedLayer(3 + 6 * xyz_frequencies + hidden, hidden, activation="lrelu"),
@@ -166,6 +169,12 @@ class DeformationField(nn.Module):
 
     def offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         """x [N, P, 3] world coordinates, ws / wt [N, num_ws, w_dim] -> offsets [N, P, 3] in world units."""
+        if self.symmetric:
+            flip = torch.tensor([-1.0, 1.0, 1.0], device=x.device, dtype=x.dtype)
+            return (self._offsets(x, ws, wt) + self._offsets(x * flip, ws, wt) * flip) / 2
+        return self._offsets(x, ws, wt)
+
+    def _offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         lat = torch.cat([self.latent(ws), self.latent(wt)], -1)
         inp = [x]
         if self.xyz_frequencies:

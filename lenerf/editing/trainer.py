@@ -74,6 +74,8 @@ class EditConfig:
     deformation: bool = False
     #: sin/cos positional encoding of x for the deformation network (0 = raw x, official; see DeformationField)
     dn_xyz_frequencies: int = 0
+    #: a deformation mirror-symmetric about x = 0 (DeformationField.symmetric; faces are; False = official)
+    dn_symmetric: bool = False
     texture_only: bool = True
     enlarged_mask: bool = False
     #: with enlarged_mask, for geometry edits: also supervise the mask rendered along the raw target's rays (its
@@ -194,6 +196,8 @@ class EditConfig:
                              f"{self.relevance_refine} and {self.relevance_refine_sigma}")
         if not self.mapper_groups and not self.deformation:
             raise InputError("an edit needs mapper groups or the deformation network (mapper_groups is empty)")
+        if self.dn_symmetric and not self.deformation:
+            raise InputError("dn_symmetric needs the deformation network")
         if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
             raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
@@ -270,6 +274,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                      "afn_xyz_frequencies": cfg.afn_xyz_frequencies}
     if cfg.dn_xyz_frequencies:  # only when set: packages written before the option load and hash the same
         module_config["dn_xyz_frequencies"] = cfg.dn_xyz_frequencies
+    if cfg.dn_symmetric:
+        module_config["dn_symmetric"] = True
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
