@@ -10,7 +10,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..cameras import sample_cameras
-from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeadField, SyntheticHeads
+from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeads
 
 ATTR_KEYS = tuple(ATTRIBUTES)  # column order of the attribute matrix
 TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 2_000_000  # held-out heads never overlap the training heads
@@ -30,14 +30,10 @@ def render_batch(G: SyntheticHeads, ws: Tensor, cams: Tensor, resolution: int = 
                  eye_scale: Tensor | None = None):
     """-> images [N, 3, R, R] in [-1, 1], label images [N, R, R] (0 = background, k = PARTS[k-1]). ``eye_scale``
     [N]: the eyes' radius scale of each head (None: the world's, 1)."""
-    import dataclasses
-
     from ..generator import Preset
     preset = Preset("dataset", resolution, superresolution=False, output_resolution=resolution)
     with torch.no_grad():
-        field = G.field(ws) if eye_scale is None else \
-            SyntheticHeadField(dataclasses.replace(G.params(ws), eye_scale=eye_scale.to(ws)))
-        out = G.render_field(field, ws, cams, preset=preset,
+        out = G.render_field(G.field(ws, eye_scale=eye_scale), ws, cams, preset=preset,
                              generator=torch.Generator(device=ws.device).manual_seed(seed))
     probs = (out["image_features"][:, 3:] + 1) / 2
     best, idx = probs.max(1)

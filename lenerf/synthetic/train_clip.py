@@ -197,6 +197,10 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
         if cfg["finetune_steps"] else None
     ladder = length_ladder_data(cfg, work_dir, progress) if cfg["length_rank"] else None
+    if cfg["eye_jitter"]:  # the eye-size class as an extra attribute column (EYE_KEYS), once per phase's renders
+        for phase in (data, data_ft):
+            if phase is not None:
+                phase["attrs"] = torch.cat([phase["attrs"], (phase["eye_scale"] > BIG_EYES).long().unsqueeze(1)], 1)
     t_data = time.time() - t0
     torch.manual_seed(cfg["seed"])
     model_cfg = {**MODEL_CFG, "vision_cfg": {**MODEL_CFG["vision_cfg"], "layers": cfg["vision_layers"],
@@ -242,8 +246,6 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             lx = to_float(ladder["images"][lid])  # [H, rungs, 3, R, R]
             lx = random_affine(lx.flatten(1, 2), gen).reshape(lx.shape).flatten(0, 1)
             x = torch.cat([x, lx])
-        if cfg["eye_jitter"]:  # the eye-size class as an extra attribute column
-            attrs = torch.cat([attrs, (phase["eye_scale"] > BIG_EYES).long().unsqueeze(1)], 1)
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
         length_texts = _LENGTH_TEXTS if cfg["graded_length"] or cfg["length_rank"] else []

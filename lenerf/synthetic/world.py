@@ -341,8 +341,11 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
             ws = torch.cat([self.w_avg.lerp(ws[:, :cutoff], truncation_psi), ws[:, cutoff:]], 1)
         return ws
 
-    def field(self, ws: Tensor, noise_mode: str = "const", generator=None) -> SyntheticHeadField:
-        return SyntheticHeadField(self.params(self.check_ws(ws)))
+    def field(self, ws: Tensor, noise_mode: str = "const", generator=None,
+              eye_scale: Tensor | None = None) -> SyntheticHeadField:
+        """``eye_scale`` [N]: the heads with their eyes' radius scaled (``HeadParams.eye_scale``; no latent does)."""
+        p = self.params(self.check_ws(ws))
+        return SyntheticHeadField(p if eye_scale is None else dataclasses.replace(p, eye_scale=eye_scale.to(ws)))
 
     def expand_prompt(self, prompt: str) -> list[str]:
         """A bare part name ("eyes", "mouth") is expanded to the attribute-bearing phrases MiniCLIP was trained on
@@ -359,10 +362,7 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
                     preset=None, eye_scale: Tensor | None = None) -> tuple[Tensor, dict[str, Tensor]]:
         """Ground-truth label image [N, R, R] (0 = background, k = PARTS[k-1]) and the render; ``eye_scale`` [N]:
         the heads with their eyes' radius scaled (``HeadParams.eye_scale``; None = the world's)."""
-        field = self.field(ws)
-        if eye_scale is not None:
-            field = SyntheticHeadField(dataclasses.replace(field.p, eye_scale=eye_scale.to(ws)))
-        out = self.render_field(field, ws, c, resolution, preset=preset,
+        out = self.render_field(self.field(ws, eye_scale=eye_scale), ws, c, resolution, preset=preset,
                                 generator=torch.Generator(device=ws.device).manual_seed(0))
         probs = (out["image_features"][:, 3:] + 1) / 2  # composited memberships
         best, idx = probs.max(1)
