@@ -72,6 +72,8 @@ def _main(argv=None) -> int:
     c.add_argument("--steps", type=int, default=None, help="training steps (default: classifier.CONFIG)")
     c.add_argument("--color-jitter", type=float, default=None,
                    help="move the training heads' colours off the palette by up to this much (classes follow)")
+    c.add_argument("--eye-jitter", type=float, default=None,
+                   help="share of training heads with their eyes scaled by U(1, 1.7) (attributes unchanged)")
     r = sub.add_parser("rebuild-all", help="re-create every shipped checkpoint: MiniCLIP, the classifier, the edits")
     r.add_argument("--skip-clip", action="store_true", help="keep the MiniCLIPs (checkpoints/miniclip*)")
     r.add_argument("--skip-classifier", action="store_true", help="keep checkpoints/attribute_classifier")
@@ -116,8 +118,8 @@ def _main(argv=None) -> int:
             card_path.write_text(json.dumps(card, indent=1))
     elif a.cmd == "train-classifier":
         from .classifier import train_classifier
-        card = train_classifier(a.out, a.work, {k: v for k, v in {"steps": a.steps, "color_jitter": a.color_jitter}
-                                                 .items() if v is not None})
+        card = train_classifier(a.out, a.work, {k: v for k, v in {"steps": a.steps, "color_jitter": a.color_jitter,
+                                                                  "eye_jitter": a.eye_jitter}.items() if v is not None})
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "rebuild-all":
         rebuild_all(skip_clip=a.skip_clip, skip_classifier=a.skip_classifier)
