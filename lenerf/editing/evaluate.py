@@ -15,6 +15,9 @@ An eye-size target ({"eye_size": "big"}: no latent of the world has one, only a 
 the ground truth instead of the classifier: success when the edited render's eye pixels (its part memberships,
 summed over the views) outnumber those of the same head rendered with the eyes scaled by ``BIG_EYES``, the size
 above which MiniCLIP-eyes was taught "big"; the edited eyes then also belong to the part region of the PSNR.
+``eye_shape_iou``: the IoU of the edited eye pixels with those of the same head rendered with its eyes scaled to the
+same area (radius x sqrt(eye_area_ratio), at most ``MAX_EYE_SCALE``): 1 for eyes grown as the world grows them,
+low for eyes grown into other shapes (a band across the nose).
 """
 from __future__ import annotations
 
@@ -27,7 +30,8 @@ import torch.nn.functional as F
 from ..errors import InputError
 from ..metrics import dilate, iou, psnr
 from ..rendering import sample_rays
-from ..synthetic.data import ATTR_KEYS, BIG_EYES, EVAL_SEED_BASE, EYE_SIZES, TRAIN_SEED_BASE, latents
+from ..synthetic.data import (ATTR_KEYS, BIG_EYES, EVAL_SEED_BASE, EYE_SIZES, MAX_EYE_SCALE, TRAIN_SEED_BASE,
+                              latents)
 from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PARTS, SyntheticHeads
 from .editor import Edit, LocalEditor
 
@@ -87,7 +91,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     all_targets, targets = targets, [{k: val for k, val in t.items() if k != "eye_size"} for t in targets]  # the classifier's share
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
-                "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": []}
+                "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": [],
+                "eye_shape_iou": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -115,6 +120,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             at_threshold = G.label_image(ws, cams, eye_scale=torch.full((v,), BIG_EYES))[0]
             ratio = edited_eyes.sum().item() / max(1, (src_lab == eye).sum().item())
             per_head["eye_area_ratio"].append(ratio)
+            same_area = min(MAX_EYE_SCALE, max(1.0, ratio ** 0.5))
+            scaled = G.label_image(ws, cams, eye_scale=torch.full((v,), same_area))[0] == eye
+            per_head["eye_shape_iou"].append(iou(edited_eyes.reshape(1, -1), scaled.reshape(1, -1)).item())
             size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
