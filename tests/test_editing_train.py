@@ -344,6 +344,29 @@ def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path, fre
         train_edit(synth, _cfg(dn_symmetric=True), tmp_path / "x", progress=False)
 
 
+def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp_path):
+    """lambda_offset (expected |T(x)|_1 along the source's rays) pulls the offsets back towards zero: the same 4 steps
+    with it leave them several times smaller than without; it is logged and needs the deformation network."""
+    from lenerf.synthetic.data import latents
+    kw = dict(deformation=True, texture_only=False, lr_mapper=0.3, mapper_groups=["coarse"], dn_xyz_frequencies=4,
+              lr_deformation=0.01)
+    ws = latents(synth, [11, 12])
+    x = torch.rand(2, 500, 3, generator=torch.Generator().manual_seed(0)) * 0.8 - 0.4
+    sizes = {}
+    for lam in (0.0, 300.0):
+        out = train_edit(synth, _cfg(lambda_offset=lam, **kw), tmp_path / f"o{lam:g}", progress=False)
+        edit, info = load_edit(out)
+        with torch.no_grad():
+            sizes[lam] = edit.modules.deformation.offsets(x, ws, edit.target_latent(ws)).norm(dim=-1).mean().item()
+        log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+        assert len(log) == 4 and all(("offset" in h) == bool(lam) for h in log)
+    assert 0 < sizes[300.0] < sizes[0.0] / 3, sizes
+    with pytest.raises(InputError, match="lambda_offset"):
+        train_edit(synth, _cfg(lambda_offset=1.0), tmp_path / "x", progress=False)  # no deformation network
+    with pytest.raises(InputError, match="lambda_offset"):
+        train_edit(synth, _cfg(lambda_offset=-1.0, **kw), tmp_path / "x", progress=False)
+
+
 def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():
     """On glibc the CLI keeps freed memory for reuse (lenerf.runtime); LENERF_TUNE_MALLOC=0 leaves malloc alone."""
     import os
@@ -618,7 +641,7 @@ def test_shipped_hair_red_mapper_turns_every_held_out_head_red(synth):
 def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     """An eye-size target ({"eye_size": "big"}, which no latent reaches) is scored from the edited render's part
     memberships: a deformation fit (in 3D) to eyes scaled x1.5 of the evaluated head succeeds and grows the eye
-    pixels, while the untrained deformation (the identity) does not; the change is in the eyes (the fit is loose
+    pixels into the world's shape of eyes (eye_shape_iou), while the untrained deformation (the identity) does not; the change is in the eyes (the fit is loose
     elsewhere: ~30 dB outside)."""
     from lenerf.editing.editor import Edit, EditModules
     from lenerf.editing.evaluate import evaluate_edits
@@ -637,6 +660,7 @@ def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     before, _ = evaluate_edits(synth, [Edit(mods, texture_only=False)], [{"eye_size": "big"}], ["eyes"], heads=1,
                                seed_base=seed, views=views)
     assert before["success_rate"] == 0 and abs(before["eye_area_ratio_median"] - 1) < 0.05
+    assert before["eye_shape_iou_median"] > 0.95  # the world's own eyes: 1.0
     big = SyntheticHeadField(dataclasses.replace(synth.params(ws), eye_scale=torch.full((1,), 1.5)))
     g = torch.Generator().manual_seed(0)
     dx = 0.075 + synth.params(ws).eye_dx.item()
@@ -653,6 +677,8 @@ def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     after, _ = evaluate_edits(synth, [Edit(mods, texture_only=False)], [{"eye_size": "big"}], ["eyes"], heads=1,
                               seed_base=seed, views=views)
     assert after["success_rate"] == 1 and after["eye_area_ratio_median"] > 1.5, after
+    # grown as the world grows eyes: 0.83 for this loose fit (the shipped eyes_big's bands: 0.53)
+    assert after["eye_shape_iou_median"] > 0.75, after
     assert after["psnr_out_median"] > 25 > after["psnr_in_median"] + 5, after  # 29.6 / ~14 dB measured
     assert after["targets"] == [{"eye_size": "big"}] and "target_latent_rate" not in after
     with pytest.raises(InputError, match="unknown target"):

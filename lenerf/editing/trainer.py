@@ -99,6 +99,12 @@ class EditConfig:
     lambda_minmax: float = 0.1
     lambda_tv: float = 1.0
     lambda_deform: float = 1e-4
+    #: weight of a sparsity term on the deformation (not in the official code; 0 = off): the expected L1 length of
+    #: the offsets T(x) along each ray of the source render (world units), averaged over rays. The official
+    #: regulariser weighs the offsets by a softmax of the mask, i.e. inside the part; a deformation that grows the
+    #: part must move points there, and what spoils the rest of the head is the small offsets everywhere else
+    #: (session 23: ~0.006 world units over the whole face shifted every edge by half a pixel)
+    lambda_offset: float = 0.0
     #: weight of an image-space term of the mapper step (not in the official code; 0 = off): the mean |edited -
     #: source| over the pixels outside the step's pseudo-labels (source and, for geometry edits, target), so the
     #: mapper is not paid for changes the mask lets through beside the part (hair_long's wider head)
@@ -198,6 +204,9 @@ class EditConfig:
             raise InputError("an edit needs mapper groups or the deformation network (mapper_groups is empty)")
         if self.dn_symmetric and not self.deformation:
             raise InputError("dn_symmetric needs the deformation network")
+        if self.lambda_offset < 0 or (self.lambda_offset and not self.deformation):
+            raise InputError(f"lambda_offset must be >= 0 and needs the deformation network, got "
+                             f"{self.lambda_offset} with deformation={self.deformation}")
         if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
             raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
@@ -399,7 +408,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 wt = ws + cfg.strength * delta
                 tgt_field = G.field(wt)
                 x = pts.reshape(n, -1, 3)
-                l_def = torch.zeros((), device=dev)
+                l_def = l_offset = torch.zeros((), device=dev)
                 fs = src.sample_features.reshape(n, -1, src.sample_features.shape[-1])
                 if cfg.texture_only and modules.deformation is None:
                     colors, sigma = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
@@ -411,6 +420,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         fs = src_field.features(x_def)
                         w = torch.softmax(m.reshape(n, -1), dim=-1)
                         l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
+                        if cfg.lambda_offset:  # interval weights [N, M, S-1] at each interval's first sample
+                            w_pts = F.pad(src.sample_weights, (0, 0, 0, 1)).reshape(n, -1)
+                            l_offset = (w_pts * (x_def - x).abs().sum(-1)).sum(-1).mean() / pts.shape[1]
                     fused = torch.lerp(fs, ft, m.reshape(n, -1, 1))
                     colors, sigma = src_field.decode(fused)
                     if cfg.texture_only:
@@ -430,12 +442,13 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     outside = 1 - inside
                     l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
                 loss_m = (cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
-                          + cfg.lambda_outside * l_out)
+                          + cfg.lambda_outside * l_out + cfg.lambda_offset * l_offset)
                 opt_m.zero_grad(set_to_none=True)
                 loss_m.backward()
                 opt_m.step()
                 logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item(),
-                             **({"outside": l_out.item()} if cfg.lambda_outside else {})})
+                             **({"outside": l_out.item()} if cfg.lambda_outside else {}),
+                             **({"offset": l_offset.item()} if cfg.lambda_offset else {})})
             step += 1
             elapsed = elapsed_before + time.time() - t0
             eta = (time.time() - t0) / max(1, step - start_step) * (total - step)
