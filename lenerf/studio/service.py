@@ -42,6 +42,9 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_at
                       "relevance_quantile": 0.9, "relevance_binarize": True, "balanced_mask_loss": True,
                       "mask_prompt_select": "best", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
                       "loss": "dir_diff", "threshold": 0.8}
+#: what a new synthetic edit with the deformation switch on adds (the settings that made `eyes_big` learn: encoded,
+#: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
+SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
 
 
@@ -356,6 +359,8 @@ class Studio:
                 base.pop("eval", None)  # the recipe's ground-truth target no longer applies
             return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(self.limits.max_steps)
         defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
+        if spec == "synthetic" and over.get("deformation"):
+            defaults = {**defaults, **SYNTHETIC_DEFORMATION}
         return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(self.limits.max_steps)
 
     def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
