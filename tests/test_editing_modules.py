@@ -107,6 +107,30 @@ def test_symmetric_deformation_mirrors_about_the_plane_x_0():
     assert torch.allclose(dn.offsets(x * flip, ws, ws), off * flip, atol=1e-6)
 
 
+def test_bounded_deformation_reads_the_source_at_most_max_offset_away():
+    """dn_max_offset r: every offset component is r tanh(T / r) - within r however large T grows, unchanged where
+    T is small (a part grows by at most ~r on every side); symmetry is kept; the bound travels in the package."""
+    torch.manual_seed(0)
+    free, bounded = DeformationField(32, 64, 4, symmetric=True), DeformationField(32, 64, 4, True, max_offset=0.02)
+    bounded.load_state_dict(free.state_dict())
+    x, ws, flip = torch.rand(2, 100, 3) - 0.5, torch.randn(2, 14, 32), torch.tensor([-1.0, 1.0, 1.0])
+    for std, small in ((1e-3, True), (10.0, False)):
+        with torch.no_grad():
+            for d in (free, bounded):
+                torch.manual_seed(1)
+                d.net[-1].weight.normal_(std=std)
+        t, b = free.offsets(x, ws, ws), bounded.offsets(x, ws, ws)
+        assert b.abs().max() <= 0.02 and torch.allclose(bounded.offsets(x * flip, ws, ws), b * flip, atol=1e-6)
+        if small:
+            assert t.abs().max() < 0.004 and torch.allclose(b, t, rtol=0.02, atol=1e-7)
+        else:
+            assert t.abs().max() > 0.5 and b.abs().max() > 0.019
+    with pytest.raises(ValueError, match="max_offset"):
+        DeformationField(32, 64, 4, max_offset=-1.0)
+    mods = EditModules(14, 32, 10, (), deformation=True, dn_max_offset=0.02)
+    assert mods.deformation.max_offset == 0.02
+
+
 def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
     """Mask 0 reproduces the source render exactly; mask 1 (texture and geometry) gives the target render."""
     ws = tiny_golden[2]["ws_case0"]

@@ -342,6 +342,8 @@ def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path, fre
         train_edit(synth, _cfg(dn_xyz_frequencies=4), tmp_path / "x", progress=False)  # no deformation network
     with pytest.raises(InputError, match="dn_symmetric"):
         train_edit(synth, _cfg(dn_symmetric=True), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="dn_max_offset"):
+        train_edit(synth, _cfg(dn_max_offset=0.02), tmp_path / "x", progress=False)
 
 
 def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp_path):

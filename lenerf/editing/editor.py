@@ -34,12 +34,13 @@ class EditModules(nn.Module):
     def __init__(self, num_ws: int, w_dim: int, descriptor_dim: int, mapper_groups=("fine",),
                  afn_kind: str = "mlp", afn_hidden: int = 64, use_xyz: bool = True, deformation: bool = False,
                  dn_hidden: int = 64, afn_bias_init: float = 0.0, afn_xyz_frequencies: int = 0,
-                 dn_xyz_frequencies: int = 0, dn_symmetric: bool = False):
+                 dn_xyz_frequencies: int = 0, dn_symmetric: bool = False, dn_max_offset: float = 0.0):
         super().__init__()
         self.mapper = LatentResidualMapper(num_ws, w_dim, tuple(mapper_groups))
         self.attention = AttentionField(descriptor_dim, w_dim, afn_kind, afn_hidden, use_xyz, afn_bias_init,
                                         afn_xyz_frequencies)
-        self.deformation = DeformationField(w_dim, dn_hidden, dn_xyz_frequencies, dn_symmetric) if deformation else None
+        self.deformation = (DeformationField(w_dim, dn_hidden, dn_xyz_frequencies, dn_symmetric, dn_max_offset)
+                            if deformation else None)
 
 
 class DeformedField(Field):

@@ -150,11 +150,16 @@ class DeformationField(nn.Module):
     reach in a few hundred steps (session 22's probe: an L2 fit to big-eyed renders moved 28.3 -> 27.6 dB with raw
     x, 28.3 -> 35.5 dB with K = 6)."""
 
-    def __init__(self, w_dim: int, hidden: int = 64, xyz_frequencies: int = 0, symmetric: bool = False):
+    def __init__(self, w_dim: int, hidden: int = 64, xyz_frequencies: int = 0, symmetric: bool = False,
+                 max_offset: float = 0.0):
         super().__init__()
-        if xyz_frequencies < 0:
-            raise ValueError(f"xyz_frequencies must be >= 0, got {xyz_frequencies}")
+        if xyz_frequencies < 0 or max_offset < 0:
+            raise ValueError(f"xyz_frequencies and max_offset must be >= 0, got {xyz_frequencies}, {max_offset}")
         self.xyz_frequencies = xyz_frequencies
+        #: > 0: each offset component is bounded, r tanh(T / r) (world units; 0 = unbounded, official). A local edit
+        #: then reads the source at most r away: a part can grow by at most about r on every side (a dilation, which
+        #: keeps a round part round) instead of pulling its colour across the face
+        self.max_offset = float(max_offset)
         #: mirror-symmetric about the plane x = 0 (the heads' plane of symmetry in both generators' canonical
         #: space): T(x) = (T'(x) + S T'(S x)) / 2, S = diag(-1, 1, 1); both eyes then grow alike
         self.symmetric = symmetric
@@ -171,8 +176,10 @@ class DeformationField(nn.Module):
         """x [N, P, 3] world coordinates, ws / wt [N, num_ws, w_dim] -> offsets [N, P, 3] in world units."""
         if self.symmetric:
             flip = torch.tensor([-1.0, 1.0, 1.0], device=x.device, dtype=x.dtype)
-            return (self._offsets(x, ws, wt) + self._offsets(x * flip, ws, wt) * flip) / 2
-        return self._offsets(x, ws, wt)
+            t = (self._offsets(x, ws, wt) + self._offsets(x * flip, ws, wt) * flip) / 2
+        else:
+            t = self._offsets(x, ws, wt)
+        return self.max_offset * torch.tanh(t / self.max_offset) if self.max_offset else t
 
     def _offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         lat = torch.cat([self.latent(ws), self.latent(wt)], -1)

@@ -76,6 +76,9 @@ class EditConfig:
     dn_xyz_frequencies: int = 0
     #: a deformation mirror-symmetric about x = 0 (DeformationField.symmetric; faces are; False = official)
     dn_symmetric: bool = False
+    #: > 0: every offset component of the deformation is bounded by this many world units (DeformationField.max_offset;
+    #: 0 = unbounded, official)
+    dn_max_offset: float = 0.0
     texture_only: bool = True
     enlarged_mask: bool = False
     #: with enlarged_mask, for geometry edits: also supervise the mask rendered along the raw target's rays (its
@@ -204,6 +207,9 @@ class EditConfig:
             raise InputError("an edit needs mapper groups or the deformation network (mapper_groups is empty)")
         if self.dn_symmetric and not self.deformation:
             raise InputError("dn_symmetric needs the deformation network")
+        if self.dn_max_offset < 0 or (self.dn_max_offset and not self.deformation):
+            raise InputError(f"dn_max_offset must be >= 0 and needs the deformation network, got "
+                             f"{self.dn_max_offset} with deformation={self.deformation}")
         if self.lambda_offset < 0 or (self.lambda_offset and not self.deformation):
             raise InputError(f"lambda_offset must be >= 0 and needs the deformation network, got "
                              f"{self.lambda_offset} with deformation={self.deformation}")
@@ -285,6 +291,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         module_config["dn_xyz_frequencies"] = cfg.dn_xyz_frequencies
     if cfg.dn_symmetric:
         module_config["dn_symmetric"] = True
+    if cfg.dn_max_offset:
+        module_config["dn_max_offset"] = cfg.dn_max_offset
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
