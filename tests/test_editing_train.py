@@ -565,6 +565,26 @@ def test_stacked_edits_of_one_part_compose_their_targets(synth):
         assert LocalEditor(synth, [red, deformed]).composite_field(ws)[2][1].union == []
 
 
+def test_an_edit_with_a_deformation_stacks_after_a_mask_edit(synth):
+    """eyes_blue then eyes_big: the deformed layer reads the earlier layer at other points too; only its evaluation at
+    the render's samples is the earlier mask (session 23: the extra records broke the mask image with a shape error).
+    The stacked mask image holds eyes_blue's own mask (their union) and the deformation still grows the eyes."""
+    from lenerf.editing.evaluate import eval_cameras
+    from lenerf.synthetic.data import latents
+    blue, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_blue")
+    big, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_big")
+    cams, ws = eval_cameras(synth)[:2], latents(synth, [5]).expand(2, -1, -1).contiguous()
+    out = {}
+    with torch.no_grad():
+        for name, edits in {"blue": [blue], "blue_big": [blue, big]}.items():
+            out[name] = LocalEditor(synth, edits).render(ws, cams, preset="preview", fast=False,
+                                                         generator=torch.Generator().manual_seed(0))
+    assert out["blue_big"].mask.shape == out["blue"].mask.shape
+    assert (out["blue_big"].mask >= out["blue"].mask - 1e-6).all() and out["blue"].mask.max() > 0.5
+    eyes = lambda r: ((r.edited_features[:, 3:9] + 1) / 2).argmax(1).eq(1).sum().item()  # noqa: E731
+    assert eyes(out["blue_big"]) > 1.5 * eyes(out["blue"])
+
+
 def test_long_then_red_hair_recolours_the_new_strands(synth, monkeypatch):
     """hair_long then hair_red: hair_red's mask joins hair_long's (the hair as edited so far), so the new strands take
     the red of the composed target; with the targets composed but each layer's own mask, hair_red's mask leaves most

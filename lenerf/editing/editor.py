@@ -17,6 +17,7 @@ moves the hair colour), and their masks do not overlap.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -43,13 +44,37 @@ class EditModules(nn.Module):
                             if deformation else None)
 
 
+@contextmanager
+def _not_recording(field: Field):
+    """Every MaskedBlend reachable from ``field`` stops recording masks for the duration."""
+    layers, todo = [], [field]
+    while todo:
+        f = todo.pop()
+        if isinstance(f, MaskedBlend):
+            layers.append(f)
+            todo += [f.source] + ([f.mask_source] if f.mask_source is not None else [])
+        elif isinstance(f, DeformedField):
+            todo.append(f.field)
+    saved = [layer.recording for layer in layers]
+    for layer in layers:
+        layer.recording = False
+    try:
+        yield
+    finally:
+        for layer, r in zip(layers, saved):
+            layer.recording = r
+
+
 class DeformedField(Field):
     def __init__(self, field: Field, dn: DeformationField, ws: Tensor, wt: Tensor):
         self.field, self.dn, self.ws, self.wt = field, dn, ws, wt
         self.feature_dim, self.color_dim = field.feature_dim, field.color_dim
 
     def features(self, points: Tensor) -> Tensor:
-        return self.field.features(self.dn(points, self.ws, self.wt))
+        # the layers below are read at the deformed points: what they compute there is not their mask at the
+        # render's samples (the layer above reads that from its mask source), so they do not record it
+        with _not_recording(self.field):
+            return self.field.features(self.dn(points, self.ws, self.wt))
 
     def decode(self, features: Tensor):
         return self.field.decode(features)
@@ -75,13 +100,17 @@ class MaskedBlend(Field):
         self.binarize = binarize
         self.feature_dim, self.color_dim = source.feature_dim, source.color_dim
         self.masks: list[Tensor] = []
+        #: False while a layer above reads this one at other points (a deformation's): masks are not recorded, but
+        #: ``last`` (what the layers of ``union`` read) still follows every evaluation
+        self.recording = True
+        self.last: Tensor | None = None
         #: earlier layers of the same part (set by LocalEditor): their latest masks, taken at the same points while
         #: this layer's source was evaluated, join this layer's (the part as edited so far is their union)
         self.union: list[MaskedBlend] = []
 
     def _joined(self, m: Tensor) -> Tensor:
         for layer in self.union:
-            m = torch.maximum(m, layer.masks[-1].to(m.dtype))
+            m = torch.maximum(m, layer.last.to(m.dtype))
         return m
 
     def descriptor(self, features: Tensor) -> Tensor:
@@ -89,6 +118,11 @@ class MaskedBlend(Field):
 
     def decode(self, features: Tensor):
         return self.source.decode(features)
+
+    def _record(self, m: Tensor) -> None:
+        self.last = m
+        if self.recording:
+            self.masks.append(m)
 
     def mask(self, points: Tensor, fs: Tensor, ft: Tensor | None) -> Tensor:
         if self.attention is None:
@@ -112,13 +146,13 @@ class MaskedBlend(Field):
     def features(self, points: Tensor) -> Tensor:
         fs, ft = self.source.features(points), self.target.features(points)
         m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
-        self.masks.append(m)
+        self._record(m)
         return torch.lerp(fs, ft, m.to(fs.dtype))
 
     def __call__(self, points: Tensor):
         fs, ft = self.source.features(points), self.target.features(points)
         m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
-        self.masks.append(m)
+        self._record(m)
         colors, sigma = self.source.decode(torch.lerp(fs, ft, m.to(fs.dtype)))
         if self.texture_only:
             sigma = self.source.decode(fs)[1]
@@ -270,7 +304,7 @@ class LocalEditor:
                 ft = layer.target.features(pick(x))
                 blended = torch.lerp(pick(f), ft, pick(mk).to(f.dtype))
                 f = f.scatter(1, sub.unsqueeze(-1).expand(-1, -1, f.shape[-1]), blended)
-            layer.masks.append(mk)  # at x, where the later layers of its part join it
+            layer._record(mk)  # at x, where the later layers of its part join it
             masks.append(torch.zeros(n, fs.shape[1], 1, device=fs.device, dtype=mk.dtype).scatter(
                 1, idx.unsqueeze(-1), mk))
         colors, sigma = src_field.decode(fs)
