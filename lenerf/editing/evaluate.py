@@ -17,7 +17,9 @@ summed over the views) outnumber those of the same head rendered with the eyes s
 above which MiniCLIP-eyes was taught "big"; the edited eyes then also belong to the part region of the PSNR.
 ``eye_shape_iou``: the IoU of the edited eye pixels with those of the same head rendered with its eyes scaled to the
 same area (radius x sqrt(eye_area_ratio), at most ``MAX_EYE_SCALE``): 1 for eyes grown as the world grows them,
-low for eyes grown into other shapes (a band across the nose).
+low for eyes grown into other shapes (a band across the nose). With an eye colour target as well (a stack such as
+``eyes_blue`` + ``eyes_big``), ``eye_colour_fill``: the share of the edited eye pixels whose colour is nearest to the
+target's palette colour (an eye grown around a recoloured centre scores low; the classifier reads the centre).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ from ..metrics import dilate, iou, psnr
 from ..rendering import sample_rays
 from ..synthetic.data import (ATTR_KEYS, BIG_EYES, EVAL_SEED_BASE, EYE_SIZES, MAX_EYE_SCALE, TRAIN_SEED_BASE,
                               latents)
-from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PARTS, SyntheticHeads
+from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PALETTES, PARTS, SyntheticHeads
 from .editor import Edit, LocalEditor
 
 EVAL_VIEWS = [(y, p) for p in (-0.12, 0.12) for y in (-0.45, -0.15, 0.15, 0.45)]  # 8 views
@@ -92,7 +94,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
                 "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": [],
-                "eye_shape_iou": []}
+                "eye_shape_iou": [], "eye_colour_fill": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -123,6 +125,11 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             same_area = min(MAX_EYE_SCALE, max(1.0, ratio ** 0.5))
             scaled = G.label_image(ws, cams, eye_scale=torch.full((v,), same_area))[0] == eye
             per_head["eye_shape_iou"].append(iou(edited_eyes.reshape(1, -1), scaled.reshape(1, -1)).item())
+            if "eyes" in want and edited_eyes.any():
+                rgb = (res.edited_features[:, :3].permute(0, 2, 3, 1)[edited_eyes] + 1) / 2  # [P, 3]
+                palette = torch.tensor(list(PALETTES["eyes"].values()), dtype=rgb.dtype)
+                nearest = torch.cdist(rgb, palette).argmin(1)
+                per_head["eye_colour_fill"].append((nearest == want["eyes"]).float().mean().item())
             size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
