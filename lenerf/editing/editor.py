@@ -143,17 +143,19 @@ class MaskedBlend(Field):
             return self.source.features(points) if fs is None else fs
         return self.mask_source.features(points)
 
-    def features(self, points: Tensor) -> Tensor:
+    def _blend(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        """-> (source features, blended features) at ``points``; records the mask."""
         fs, ft = self.source.features(points), self.target.features(points)
         m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
         self._record(m)
-        return torch.lerp(fs, ft, m.to(fs.dtype))
+        return fs, torch.lerp(fs, ft, m.to(fs.dtype))
+
+    def features(self, points: Tensor) -> Tensor:
+        return self._blend(points)[1]
 
     def __call__(self, points: Tensor):
-        fs, ft = self.source.features(points), self.target.features(points)
-        m = self._joined(self.mask(points, self.mask_features(points, fs), ft))
-        self._record(m)
-        colors, sigma = self.source.decode(torch.lerp(fs, ft, m.to(fs.dtype)))
+        fs, fused = self._blend(points)
+        colors, sigma = self.source.decode(fused)
         if self.texture_only:
             sigma = self.source.decode(fs)[1]
         return colors, sigma

@@ -34,7 +34,7 @@ from ..metrics import dilate, iou, psnr
 from ..rendering import sample_rays
 from ..synthetic.data import (ATTR_KEYS, BIG_EYES, EVAL_SEED_BASE, EYE_SIZES, MAX_EYE_SCALE, TRAIN_SEED_BASE,
                               latents)
-from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PALETTES, PARTS, SyntheticHeads
+from ..synthetic.world import ATTRIBUTES, COLOR_PARTS, PARTS, SyntheticHeads, palette_class
 from .editor import Edit, LocalEditor
 
 EVAL_VIEWS = [(y, p) for p in (-0.12, 0.12) for y in (-0.45, -0.15, 0.15, 0.45)]  # 8 views
@@ -127,9 +127,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             per_head["eye_shape_iou"].append(iou(edited_eyes.reshape(1, -1), scaled.reshape(1, -1)).item())
             if "eyes" in want and edited_eyes.any():
                 rgb = (res.edited_features[:, :3].permute(0, 2, 3, 1)[edited_eyes] + 1) / 2  # [P, 3]
-                palette = torch.tensor(list(PALETTES["eyes"].values()), dtype=rgb.dtype)
-                nearest = torch.cdist(rgb, palette).argmin(1)
-                per_head["eye_colour_fill"].append((nearest == want["eyes"]).float().mean().item())
+                per_head["eye_colour_fill"].append((palette_class("eyes", rgb) == want["eyes"]).float().mean().item())
             size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())

@@ -174,15 +174,15 @@ class DeformationField(nn.Module):
 
     def offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         """x [N, P, 3] world coordinates, ws / wt [N, num_ws, w_dim] -> offsets [N, P, 3] in world units."""
+        lat = torch.cat([self.latent(ws), self.latent(wt)], -1)  # once, also for the mirrored points
         if self.symmetric:
             flip = torch.tensor([-1.0, 1.0, 1.0], device=x.device, dtype=x.dtype)
-            t = (self._offsets(x, ws, wt) + self._offsets(x * flip, ws, wt) * flip) / 2
+            t = (self._offsets(x, lat) + self._offsets(x * flip, lat) * flip) / 2
         else:
-            t = self._offsets(x, ws, wt)
+            t = self._offsets(x, lat)
         return self.max_offset * torch.tanh(t / self.max_offset) if self.max_offset else t
 
-    def _offsets(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
-        lat = torch.cat([self.latent(ws), self.latent(wt)], -1)
+    def _offsets(self, x: Tensor, lat: Tensor) -> Tensor:
         inp = [x]
         if self.xyz_frequencies:
             ang = (x.unsqueeze(-1) * self.freqs.to(x.dtype)).flatten(-2)  # [N, P, 3K]

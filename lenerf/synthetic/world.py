@@ -67,6 +67,13 @@ def _palette(part: str) -> Tensor:
     return torch.tensor(list(PALETTES[part].values()))
 
 
+def palette_class(part: str, colors: Tensor) -> Tensor:
+    """The world's rule for a colour's class: colours [..., 3] in [0, 1] -> index [...] of the nearest palette colour
+    of ``part`` (in ``ATTRIBUTES[part]`` order)."""
+    pal = _palette(part).to(colors)
+    return torch.cdist(colors.reshape(-1, 3), pal).argmin(-1).reshape(colors.shape[:-1])
+
+
 @dataclass
 class HeadParams:
     """Decoded per-head parameters (each [N] or [N, 3])."""
@@ -295,8 +302,7 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         p = self.params(ws)
         out = {}
         for part in COLOR_PARTS:
-            pal = _palette(part).to(ws.device)
-            out[part] = torch.cdist(p.colors[part], pal).argmin(-1)
+            out[part] = palette_class(part, p.colors[part])
         out["hair_length"] = (p.hair_length > 0.5).long()
         return out
 
