@@ -31,7 +31,8 @@ except ImportError:
 
 CUSTOM = "(new edit)"
 #: under the edit pickers: stacked edits of one part combine (README, sequential edits)
-STACK_HINT = "Edits of the same part combine: red hair and long hair give long red hair, in either order"
+STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
+              "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
 
 
 def _ui_errors(fn):

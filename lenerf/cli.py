@@ -112,6 +112,12 @@ def _load_edits(specs, device):
         e, info = load_edit(spec, device=device)
         edits.append(e)
         infos.append(info)
+    from .editing.editor import application_order
+    order = application_order(edits)
+    if order != sorted(order):
+        print("applying the edits in this order: " + ", then ".join(str(specs[i]) for i in order)
+              + " (an edit of a part without a deformation goes under that part's deformation, which carries it into"
+              " the moved part)")
     return edits, infos
 
 

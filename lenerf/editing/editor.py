@@ -14,6 +14,13 @@ same part* (same mask prompt): its mask replaces that part, so its target must k
 hair after red hair is long *red* hair), and its mask is the union with theirs (the part as edited so far). Edits of
 other parts keep their own targets and masks: the mappers are not perfectly disentangled (eyes_blue's residual also
 moves the hair colour), and their masks do not overlap.
+
+One exception to the given order (:func:`application_order`): an edit without a deformation network is applied
+*before* an earlier edit of the same part that has one. A deformation moves the part (big eyes), while a colour
+edit's attention field finds the part where it was trained to find it (the world's eye positions): applied after
+the deformation it recolours only the original eyes and leaves the grown ring in the old colour; applied under it,
+the deformation carries the new colour into the grown part. So "eyes_big then eyes_blue" gives the same head as
+"eyes_blue then eyes_big": big blue eyes.
 """
 from __future__ import annotations
 
@@ -203,19 +210,38 @@ def _same_part(a: Edit, b: Edit) -> bool:
     return a.part is not None and b.part is not None and a.part.strip().lower() == b.part.strip().lower()
 
 
+def application_order(edits: list[Edit]) -> list[int]:
+    """Indices of ``edits`` in the order they are applied: as given, except that an edit without a deformation
+    network moves before the first earlier edit of the same part that has one (module docstring)."""
+    order: list[int] = []
+    for k, e in enumerate(edits):
+        pos = len(order)
+        if e.modules.deformation is None:
+            pos = next((i for i, j in enumerate(order)
+                        if edits[j].modules.deformation is not None and _same_part(edits[j], e)), pos)
+        order.insert(pos, k)
+    return order
+
+
 class LocalEditor:
-    """Applies one or several edits to latents of a generator (any :class:`~lenerf.generator.Generator`)."""
+    """Applies one or several edits to latents of a generator (any :class:`~lenerf.generator.Generator`).
+
+    ``edits`` holds them in the order they are applied (:func:`application_order` of the given list); ``order[k]``
+    is the position in the given list of ``edits[k]``. Per-edit arguments (``strengths``) are in the given order."""
 
     def __init__(self, G: Generator, edits: list[Edit]):
-        self.G, self.edits = G, list(edits)
+        self.G = G
+        self.order = application_order(list(edits))
+        self.edits = [edits[i] for i in self.order]
 
     def target_latents(self, ws: Tensor, strengths: list[float] | None = None) -> list[Tensor]:
-        """The edits' target latents [w_1, ..., w_K] (each [N, num_ws, w_dim]): w_k = ws + lambda_k M_k(ws) + the
-        residuals lambda_j M_j(ws) of the earlier edits j of the same part. Every mapper reads ws, the latent it was
-        trained on. Adding every earlier residual (or feeding edit k's mapper the previous target) turned 50% of the
-        held-out heads blue-eyed and red-haired with eyes_blue then hair_red instead of 95% (README, sequential
-        edits)."""
-        own = [e.target_latent(ws, None if strengths is None else strengths[k]) for k, e in enumerate(self.edits)]
+        """The edits' target latents [w_1, ..., w_K] (each [N, num_ws, w_dim], in the order applied): w_k = ws +
+        lambda_k M_k(ws) + the residuals lambda_j M_j(ws) of the earlier edits j of the same part. Every mapper
+        reads ws, the latent it was trained on. Adding every earlier residual (or feeding edit k's mapper the
+        previous target) turned 50% of the held-out heads blue-eyed and red-haired with eyes_blue then hair_red
+        instead of 95% (README, sequential edits)."""
+        own = [e.target_latent(ws, None if strengths is None else strengths[self.order[k]])
+               for k, e in enumerate(self.edits)]
         out = []
         for k, e in enumerate(self.edits):
             w = own[k]
@@ -226,7 +252,7 @@ class LocalEditor:
         return out
 
     def composite_field(self, ws: Tensor, strengths: list[float] | None = None, noise_mode: str = "const"):
-        """-> (source field, composite field, list of MaskedBlend layers)."""
+        """-> (source field, composite field, list of MaskedBlend layers, in the order applied)."""
         src = self.G.field(ws, noise_mode)
         field, layers = src, []
         for k, (e, wt) in enumerate(zip(self.edits, self.target_latents(ws, strengths))):

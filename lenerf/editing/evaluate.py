@@ -107,8 +107,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         tgt_lab, tgt_out = G.label_image(wts[-1], cams)
         raw = [G.attribute_names(w[:1])[0] for w in wts]
         if want:
-            per_head["target_latent"].append(float(all(n[k] == val for n, t in zip(raw, targets)
-                                                       for k, val in t.items())))
+            per_head["target_latent"].append(float(all(n[k] == val for n, i in zip(raw, editor.order)
+                                                       for k, val in targets[i].items())))
         region = torch.zeros_like(src_lab, dtype=torch.bool)
         for pid in part_ids:
             region |= (src_lab == pid) | (tgt_lab == pid)
@@ -148,7 +148,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         ious = []
         for k, layer in enumerate(layers):
             pred = (_layer_mask(layer, pts) > 0.5) & opaque
-            ious.append(iou(pred.reshape(1, -1), ((gt_lab == part_ids[k]) & opaque).reshape(1, -1)).item())
+            gt = (gt_lab == part_ids[editor.order[k]]) & opaque
+            ious.append(iou(pred.reshape(1, -1), gt.reshape(1, -1)).item())
         per_head["iou3d"].append(float(np.mean(ious)))
         # classifier
         if classifier is not None:
