@@ -30,7 +30,7 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
-#: under the edit pickers: stacked edits of one part combine (README, sequential edits)
+#: under the edit pickers: stacked edits of one part combine (docs/editing.md, stacked edits)
 STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
 

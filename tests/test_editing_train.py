@@ -132,7 +132,7 @@ def test_bad_training_input(synth, tmp_path):
 def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path):
     """lambda_outside: the mapper step also pays for |edited - source| outside the pseudo-labels; it is logged, it
     changes what the mapper learns (same seed, other weights), and at 0 the log has no such column (the shipped
-    hair_long uses 1.0: README, 38.3 -> 56.2 dB outside the hair)."""
+    hair_long uses 1.0: docs/editing.md, 38.3 -> 56.2 dB outside the hair)."""
     kw = dict(steps=3, afn_warmup=1, lambda_clip=1.0)
     plain = train_edit(synth, _cfg(**kw), tmp_path / "plain", progress=False)
     paid = train_edit(synth, _cfg(lambda_outside=50.0, **kw), tmp_path / "paid", progress=False)
@@ -507,8 +507,8 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     """The shipped geometry edit's mask is binary at inference (binarize_mask, threshold 0.7; its pseudo-labels
     contrast the head's hair colour with the others, mask_prompt_select "contrast"; its mapper pays for change outside
     them, lambda_outside): the long hair of its target
-    comes out solid and the classifier reads every short-haired head as long-haired, the rest unchanged (README: 20
-    held-out heads x 8 views, success 100%; with the soft mask 0% of the short-haired heads)."""
+    comes out solid and the classifier reads every short-haired head as long-haired, the rest unchanged
+    (docs/editing.md: 20 held-out heads x 8 views, success 100%; with the soft mask 0% of the short-haired heads)."""
     from lenerf.editing.evaluate import evaluate_edits
     from lenerf.synthetic.data import latents
     from lenerf.synthetic.classifier import load_classifier
@@ -537,8 +537,8 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
 def test_stacked_edits_of_one_part_compose_their_targets(synth):
     """A later edit's target keeps the earlier edits of the same part (hair_red then hair_long: long *red* hair, by
     the world's truth of the target latent), while edits of other parts keep their own targets (eyes_blue then
-    hair_red: hair_red's target is exactly its own, README sequential edits: 95% both changed, 50% when every residual
-    was added)."""
+    hair_red: hair_red's target is exactly its own, docs/editing.md, stacked edits: 95% both changed, 50% when every
+    residual was added)."""
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     load = lambda name: load_edit(ROOT / "checkpoints" / "edits" / name)[0]  # noqa: E731
     red, long_, blue = load("hair_red"), load("hair_long"), load("eyes_blue")
@@ -632,7 +632,7 @@ def test_eye_colour_fill_tells_which_stack_of_blue_and_big_eyes_is_blue_througho
 def test_long_then_red_hair_recolours_the_new_strands(synth, monkeypatch):
     """hair_long then hair_red: hair_red's mask joins hair_long's (the hair as edited so far), so the new strands take
     the red of the composed target; with the targets composed but each layer's own mask, hair_red's mask leaves most
-    new strands in the source's colour (README, stacked edits)."""
+    new strands in the source's colour (docs/editing.md, stacked edits)."""
     from lenerf.editing.editor import MaskedBlend
     from lenerf.editing.evaluate import evaluate_edits
     load = lambda name: load_edit(ROOT / "checkpoints" / "edits" / name)[0]  # noqa: E731
@@ -673,8 +673,8 @@ def test_edit_clip_guides_the_mapper_while_clip_gives_the_masks(synth, tmp_path,
 
 def test_relevance_refine_reaches_the_pseudo_labels(synth, tmp_path, monkeypatch):
     """relevance_refine: the trainer's relevance maps (its pseudo-labels) are refined by the render (refine_maps)
-    with that many iterations; the shipped texture edits train with 10, hair_long without (README: with it, its new
-    hair was filled 0.80 instead of 0.90)."""
+    with that many iterations; the shipped texture edits train with 10, hair_long without (docs/editing.md: with it,
+    its new hair was filled 0.80 instead of 0.90)."""
     import lenerf.editing.trainer as tr
     seen, rel = [], tr.relevance_maps
 
@@ -693,7 +693,7 @@ def test_relevance_refine_reaches_the_pseudo_labels(synth, tmp_path, monkeypatch
 def test_shipped_hair_red_mapper_turns_every_held_out_head_red(synth):
     """hair_red's mapper is guided by miniclip-color (its masks by miniclip): by the world's own rule (nearest
     palette colour) its target latent has red hair on every one of 60 held-out heads, whatever the source colour
-    (README: 200 of 200; guided by miniclip, 82%)."""
+    (docs/editing.md: 200 of 200; guided by miniclip, 82%)."""
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     edit, info = load_edit(ROOT / "checkpoints" / "edits" / "hair_red")
     assert info["config"]["edit_clip"] == "miniclip-color" and info["clip"] == "miniclip"

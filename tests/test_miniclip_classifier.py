@@ -434,7 +434,8 @@ def test_text_features_are_encoded_once_per_prompt_list_and_bounded():
 def test_length_response_of_the_shipped_miniclip_is_a_step(clip):
     """eval-clip --lengths: the shipped MiniCLIP (trained on the world's lengths 0 and 1 only) reads every
     in-between length as short and h = 1 as long, so a length edit's mapper has no slope to follow from short hair
-    (README, "Why hair_long failed until session 16"); the length-ranking term of train-clip is what makes it rise from h = 0."""
+    (docs/editing.md, "Why hair_long failed until session 16"); the length-ranking term of train-clip is what makes it
+    rise from h = 0."""
     from lenerf.synthetic.evaluate import length_response
     r = length_response(clip, heads=2, lengths=(0.0, 0.3, 0.7, 1.0), resolution=64)
     assert r["heads"] == 2 and r["views"] == 3 and len(r["p_long_mean"]) == 4

@@ -78,7 +78,7 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
             CLIP finds most similar to it (e.g. the eye colour CLIP sees among "brown/blue/green eyes");
             ``"contrast"``: the best prompt's map minus the mean map of the image's other prompts, clamped at 0
             before normalising (what lights for "red hair" but not for "black hair": the colour, not the edges
-            and backdrop every hair prompt lights; README, synthetic world section).
+            and backdrop every hair prompt lights; docs/synthetic-world.md).
         templates: phrasings of each (selected) prompt whose maps are averaged, e.g. ``["{}", "a face with {}"]``
             (method.md §6.3: several prompts are averaged).
         shift_px: average every map over copies of the image translated by +-shift_px pixels (edges replicated;
@@ -86,7 +86,7 @@ def relevance_maps(clip: ClipModel, images: Tensor, prompts: list[str] | list[li
             fraction of a patch give the average a finer, better-placed edge (test-time translation).
         shifts: how many translations with shift_px > 0: 5 (centre and the four diagonals) or 9 (3 x 3 grid).
         refine: iterations of image-guided refinement (:func:`refine_maps`) of the final map; 0 (default, official)
-            leaves the map as CLIP's patch grid gives it. Not in method.md: an addition (README, synthetic world).
+            leaves the map as CLIP's patch grid gives it. Not in method.md: an addition (docs/synthetic-world.md).
         refine_sigma: the refinement's colour scale (:data:`REFINE_SIGMA`).
     """
     size = size or images.shape[-1]

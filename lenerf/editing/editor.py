@@ -239,7 +239,7 @@ class LocalEditor:
         lambda_k M_k(ws) + the residuals lambda_j M_j(ws) of the earlier edits j of the same part. Every mapper
         reads ws, the latent it was trained on. Adding every earlier residual (or feeding edit k's mapper the
         previous target) turned 50% of the held-out heads blue-eyed and red-haired with eyes_blue then hair_red
-        instead of 95% (README, sequential edits)."""
+        instead of 95% (docs/editing.md, stacked edits)."""
         own = [e.target_latent(ws, None if strengths is None else strengths[self.order[k]])
                for k, e in enumerate(self.edits)]
         out = []

@@ -33,7 +33,7 @@ RELEVANCE_SHIFT_PX = 2
 #: image-guided refinement (``refine_maps``) of the variants ``relevance_iou_refined`` and
 #: ``relevance_iou_contrast_shifted_refined``: 20 iterations at colour scale 0.03, the best mean IoU on the *training*
 #: renders over 18 settings (5/10/20 iterations x scale 0.03/0.05/0.1 x neighbourhoods to 4 or 8 px; every part,
-#: both selects, MiniCLIP and MiniCLIP-length; README, synthetic world)
+#: both selects, MiniCLIP and MiniCLIP-length; docs/synthetic-world.md)
 RELEVANCE_REFINE, RELEVANCE_REFINE_SIGMA = 20, 0.03
 
 

@@ -49,15 +49,15 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # up to `finetune_jitter` (captioned by the nearest palette colour), at its own cosine schedule from
           # `finetune_lr`, meant to teach colours between the palette's entries (an edit's output lands there: a pinkish
           # red must not score as red) without retraining the relevance maps from scratch (0 = no second phase;
-          # README: 500 steps measured, not shipped)
+          # docs/synthetic-world.md: 500 steps measured, not shipped)
           "finetune_steps": 0, "finetune_jitter": 0.3, "finetune_lr": 3e-4,
           # this share of the training heads get a hair-length code drawn from U(0, 1) instead of the world's 0 / 1
           # (captioned long iff > 0.5, the world's rule); 0 = the world's lengths only
           "length_jitter": 0.0,
           # weight of a graded length term: sigmoid(logit scale x (cos(image, "long hair") - cos(image, "short
           # hair"))), with and without the head's hair colour in the texts, fit to the hair-length code by binary
-          # cross-entropy, so that "long" reads as a slope over the length rather than a step (0 = off; README:
-          # measured for hair_long, not shipped)
+          # cross-entropy, so that "long" reads as a slope over the length rather than a step (0 = off;
+          # docs/synthetic-world.md: measured for hair_long, not shipped)
           "graded_length": 0.0,
           # weight of a length-ranking term: `ladder_heads` training heads, each rendered from one camera at
           # `ladder_rungs` growing hair lengths (the first 0, the next in (0, 0.15]); every step `ladder_batch` of
@@ -74,9 +74,9 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           "graded_eyes": 0.0}
 
 #: the shipped MiniCLIPs (``lenerf.clip.models.MINICLIPS``) and their settings on top of CONFIG; ``train-clip
-#: --preset NAME`` and ``rebuild-all`` use them. "miniclip-length" learns in-between hair lengths (README, synthetic
-#: world section: hair_long is trained against it, every texture edit against "miniclip"); "miniclip-color" learns
-#: colours between the palette entries (its relevance maps are worse: it guides the mappers of hair_red and
+#: --preset NAME`` and ``rebuild-all`` use them. "miniclip-length" learns in-between hair lengths
+#: (docs/synthetic-world.md; hair_long is trained against it, every texture edit against "miniclip"); "miniclip-color"
+#: learns colours between the palette entries (its relevance maps are worse: it guides the mappers of hair_red and
 #: lips_green only)
 SHIPPED = {"miniclip": {}, "miniclip-length": {"length_jitter": 0.5, "graded_length": 0.3, "length_rank": 0.3},
            "miniclip-color": {"color_jitter": 0.3, "steps": 2500},
