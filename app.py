@@ -30,6 +30,10 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
+#: the Edit tab's examples (seed, yaw, shipped edits; truncation 1): each seed's head differs from every target
+#: (tests/test_app.py), so each example shows a change
+EXAMPLES = [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (11, -0.3, ["lips_green"]),
+            (1, 0.3, ["hair_long"]), (3, 0.0, ["eyes_blue", "eyes_big"])]
 #: under the edit pickers: stacked edits of one part combine (docs/editing.md, stacked edits)
 STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
@@ -81,6 +85,9 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         t = time.perf_counter()
         v = S.preview(spec, seed, truncation, yaw, pitch, edits, strength)
         note = (f"{len(edits)} edit(s) at strength {strength:g}" if edits else "no edit picked: showing the source")
+        order = S.applied_order(spec, edits) if edits else []
+        if order != [e for e in edits if e]:
+            note += f" (applied as {' then '.join(order)}: a colour edit goes under its part's change of shape)"
         return v.source, v.edited, v.overlay, f"{note} - rendered in {time.perf_counter() - t:.2f} s"
 
     @_ui_errors
@@ -276,8 +283,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         preview_out = [src_img, edt_img, msk_img, info]
         shipped = set(S.available_edits(default_generator))
         examples = [[default_generator, sd, 1.0, yw, 0.0, ex, 1.0] for sd, yw, ex in
-                    [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (4, -0.3, ["lips_green"])]
-                    if set(ex) <= shipped]  # not hair_long: it lengthens no head's hair yet (README)
+                    EXAMPLES if set(ex) <= shipped]
         if examples:  # cached on a Space (on first use), computed on demand locally
             with edit_tab:
                 gr.Examples(examples, preview_in, preview_out, fn=preview, label="Examples",

@@ -133,3 +133,23 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         browser.close()
     img = np.asarray(Image.open(out / "edit_tab.png").convert("RGB"))
     assert img.std() > 10  # not a blank page
+
+
+def test_every_example_changes_its_head():
+    """The Edit tab's examples: each names shipped edits, and its head (seed, truncation 1) does not already carry a
+    target of its edits (until session 24 the lips example used a head whose lips were green already)."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from app import EXAMPLES
+    from lenerf.pipeline import latent_from_seed
+    from lenerf.synthetic import SyntheticHeads
+    root = Path(__file__).resolve().parents[1] / "checkpoints" / "edits"
+    G = SyntheticHeads()
+    for seed, _, names in EXAMPLES:
+        source = G.attribute_names(latent_from_seed(G, seed, 1.0))[0]
+        for name in names:
+            target = json.loads((root / name / "edit.json").read_text())["config"]["eval"]["target"]
+            for k, v in target.items():
+                assert k == "eye_size" or source[k] != v, (seed, name, source)

@@ -51,6 +51,9 @@ def test_catalogue_and_unknown_edits(studio):
         studio.preview("synthetic", 0, yaw=2.0)
     with pytest.raises(InputError, match="frames"):
         studio.turntable("synthetic", 0, frames=1000)
+    # the app tells the order the edits are applied in: a colour edit goes under its part's deformation
+    assert studio.applied_order("synthetic", ["eyes_big", "eyes_blue"]) == ["eyes_blue", "eyes_big"]
+    assert studio.applied_order("synthetic", ["eyes_blue", "hair_red"]) == ["eyes_blue", "hair_red"]
 
 
 def test_preview_edit_changes_only_with_strength(studio):

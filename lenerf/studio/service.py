@@ -208,6 +208,12 @@ class Studio:
             raise InputError(f"unknown edit '{name}'")
         return json.loads((folder / "edit.json").read_text())
 
+    def applied_order(self, spec: str, names: list[str] | None) -> list[str]:
+        """The picked edits in the order the editor applies them (a colour edit goes under an earlier deformation
+        edit of its part: :func:`lenerf.editing.editor.application_order`)."""
+        names = [n for n in (names or []) if n]
+        return [names[i] for i in self.editor(spec, names).order]
+
     def editor(self, spec: str, names: list[str] | None) -> LocalEditor:
         names = [n for n in (names or []) if n]
         if len(names) > self.limits.max_edits:
