@@ -24,8 +24,8 @@ MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
 #: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it),
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
 #: hair" rises with the length: hair_long is trained against it; README and docs/synthetic-world.md) and
-#: "miniclip-color" (trained on colours moved off the palette: it guides the mappers of hair_red and lips_green, not
-#: their masks) and
+#: "miniclip-color" (trained on colours moved off the palette: it guides the mappers of the colour edits, eyes_blue,
+#: hair_red and lips_green, and of new edits trained in the app, not their masks) and
 #: "miniclip-eyes" (trained also on heads with enlarged eyes, which no latent reaches: "big eyes" rises with the eye
 #: size; it guides eyes_big's deformation network)
 MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length",
