@@ -297,18 +297,19 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                      api_name="turntable")
         recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps], api_name="recipe")
         train_btn.click(train, [spec, recipe, mask_prompt, edit_prompt, steps, t_strength, texture_only, deformation],
-                        [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train", concurrency_limit=None)
+                        [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train",
+                        concurrency_limit=None)
         cancel_btn.click(cancel, [job_id], [job_md], api_name="cancel", concurrency_limit=None)
         dl_btn.click(download, [trained], [dl_file], api_name="download")
-        inv_btn.click(invert_photo, [spec, photo, kind, crop, inv_steps], [inversion, aligned_img, recon_img, inv_notes],
-                      api_name="invert")
+        inv_btn.click(invert_photo, [spec, photo, kind, crop, inv_steps],
+                      [inversion, aligned_img, recon_img, inv_notes], api_name="invert")
         p_in = [spec, inversion, p_yaw, p_pitch, p_edits, p_strength]
         p_render.click(photo_preview, p_in, [p_src, p_edt, p_msk], api_name="photo_preview")
         p_tt.click(photo_turntable, [spec, inversion, p_edits, p_strength], [p_video, p_mask_video],
                    api_name="photo_turntable")
         push_btn.click(push, [trained, repo], [push_md], api_name="push")
-        demo.load(on_generator, [spec], [edits, recipe, trained, trunc, p_edits, status], api_visibility="undocumented").then(
-            preview, preview_in, preview_out, api_visibility="undocumented")
+        demo.load(on_generator, [spec], [edits, recipe, trained, trunc, p_edits, status],
+                  api_visibility="undocumented").then(preview, preview_in, preview_out, api_visibility="undocumented")
     return demo
 
 

@@ -243,8 +243,8 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
             # the same training by the CLI, now, on this machine (the app is idle meanwhile)
             t = time.perf_counter()
             subprocess.run([sys.executable, "-m", "lenerf", "train", "--config", str(recipe), "--steps", str(steps),
-                            "--afn-warmup", str(warmup), "--out", str(work / "cli_train")], cwd=root, env=env, check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            "--afn-warmup", str(warmup), "--out", str(work / "cli_train")], cwd=root, env=env,
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             cli_wall = time.perf_counter() - t
             t = time.perf_counter()
             job = client.submit("synthetic", train_recipe, cfg["mask_prompt"], cfg["edit_prompt"], steps,
@@ -258,8 +258,8 @@ def bench_app(seeds: int = 5, frames: int = 48, train_recipe: str | None = None,
                                   "ui_wall_s": round(wall, 1), "cli_wall_s": round(cli_wall, 1),
                                   "preview_during_training_s": {"median": round(statistics.median(during), 3),
                                                                 "max": round(max(during), 3)}}
-            print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_wall:.1f} s); preview "
-                  f"while training: median {statistics.median(during):.3f} s, max {max(during):.3f} s")
+            print(f"training '{train_recipe}' ({steps} steps) from the UI: {wall:.1f} s (CLI: {cli_wall:.1f} s); "
+                  f"preview while training: median {statistics.median(during):.3f} s, max {max(during):.3f} s")
         return result
 
 

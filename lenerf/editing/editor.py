@@ -321,7 +321,8 @@ class LocalEditor:
         x, f = take(pts), take(fs)
         masks = []
         for layer in layers:
-            if layer.attention is not None and layer.attention.kind == "attention":  # this variant reads the target's descriptors too
+            # the "attention" variant reads the target's descriptors too
+            if layer.attention is not None and layer.attention.kind == "attention":
                 ft = layer.target.features(x)
                 mk = layer._joined(layer.mask(x, f, ft))
                 f = torch.lerp(f, ft, mk.to(f.dtype))

@@ -90,7 +90,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             if not (k == "eye_size" and val in EYE_SIZES) and val not in ATTRIBUTES.get(k, ()):
                 raise InputError(f"unknown target {k}={val!r}")
     big_eyes = any(t.get("eye_size") == "big" for t in targets)
-    all_targets, targets = targets, [{k: val for k, val in t.items() if k != "eye_size"} for t in targets]  # the classifier's share
+    # the classifier's share of the targets (eye size is judged by the ground truth)
+    all_targets, targets = targets, [{k: val for k, val in t.items() if k != "eye_size"} for t in targets]
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
                 "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": [],
@@ -181,7 +182,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         else:
             summary[f"{k}_median"] = round(float(np.median(arr)), 4)
             summary[f"{k}_mean"] = round(float(arr.mean()), 4)
-    summary.update({"heads": heads, "views": v, "targets": all_targets, "parts": parts, "head_seeds": [seed_base, seed_base + heads - 1]})
+    summary.update({"heads": heads, "views": v, "targets": all_targets, "parts": parts,
+                    "head_seeds": [seed_base, seed_base + heads - 1]})
     return summary, np.concatenate(sheet, 0)
 
 
@@ -261,7 +263,8 @@ def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str
         sel = src["hair_length"] == i
         if sel.any():
             lengths[name] = {"heads": int(sel.sum()), "source_mean": round(h_src[sel].mean().item(), 4),
-                             **{f"target_{f}": round(getattr(h_dst[sel], f)().item(), 4) for f in ("mean", "min", "max")}}
+                             **{f"target_{f}": round(getattr(h_dst[sel], f)().item(), 4)
+                                for f in ("mean", "min", "max")}}
     kept = torch.ones(heads, dtype=torch.bool)
     for k in ATTRIBUTES:
         if k not in target:

@@ -227,7 +227,8 @@ class EditConfig:
         if self.outside_dilate_px < 0:
             raise InputError(f"outside_dilate_px must be >= 0, got {self.outside_dilate_px}")
         if self.mask_prompt_select not in ("mean", "best", "contrast"):
-            raise InputError(f"mask_prompt_select must be 'mean', 'best' or 'contrast', got {self.mask_prompt_select!r}")
+            raise InputError("mask_prompt_select must be 'mean', 'best' or 'contrast', "
+                             f"got {self.mask_prompt_select!r}")
         if self.source_prompt_select not in ("mean", "best"):
             raise InputError(f"source_prompt_select must be 'mean' or 'best', got {self.source_prompt_select!r}")
         if self.batch < 1 or self.views < 1:
@@ -338,8 +339,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 src_field = G.field(ws)
                 origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3),
                                             cfg.resolution)
-                src = render(src_field, origins, dirs, settings, generator=torch.Generator(device=dev).manual_seed(step),
-                             capture_features=True)
+                src = render(src_field, origins, dirs, settings,
+                             generator=torch.Generator(device=dev).manual_seed(step), capture_features=True)
                 res = cfg.resolution
                 src_img = G.images(src.colors, ws, preset, res)[0]
                 pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)  # [N, M, S, 3]
@@ -373,7 +374,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 # coarser than the render), at the samples that carry ray weight
                 ms = cfg.mask_stride
                 rays = _strided_rays(res, ms, dev)
-                per_ray = lambda t: None if t is None else t.reshape(n, res * res, s_count, -1)[:, rays].reshape(n, -1, t.shape[-1])  # noqa: E731
+                per_ray = lambda t: None if t is None else (  # noqa: E731
+                    t.reshape(n, res * res, s_count, -1)[:, rays].reshape(n, -1, t.shape[-1]))
                 w_sub = src.sample_weights[:, rays]
                 m_sub = _mask_at(modules.attention, per_ray(desc_s), per_ray(x_all), ws, wt0, per_ray(desc_t), w_sub)
                 m2d = (2 * composite_mask(m_sub, w_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
@@ -533,7 +535,8 @@ def _mask_at(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_
     elsewhere -> [N, M, S, 1]. desc_*/x: [N, M*S, D]."""
     n, m_rays, s1, _ = weights.shape
     idx = weighted_samples(weights)
-    sel = lambda t: None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
+    sel = lambda t: (None if t is None  # noqa: E731
+                     else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1])))
     m_sel = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))
     m = torch.zeros(n, m_rays * (s1 + 1), 1, device=x.device, dtype=m_sel.dtype).scatter(1, idx.unsqueeze(-1), m_sel)
     return m.reshape(n, m_rays, s1 + 1, 1)

@@ -202,7 +202,8 @@ class EG3D(Generator, PyTorchModelHubMixin, library_name="lenerf", tags=["eg3d",
                   for k in own if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)]
         if missing or unexpected or shapes:
             raise CheckpointError("checkpoint does not match the EG3D architecture of its own init_kwargs:"
-                                  + (f"\n  missing: {missing[:8]}{' ...' if len(missing) > 8 else ''}" if missing else "")
+                                  + (f"\n  missing: {missing[:8]}{' ...' if len(missing) > 8 else ''}"
+                                     if missing else "")
                                   + (f"\n  unexpected: {unexpected[:8]}" if unexpected else "")
                                   + (f"\n  shape mismatch: {shapes[:8]}" if shapes else ""))
         self.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=True)

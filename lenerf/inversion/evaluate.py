@@ -48,7 +48,8 @@ def evaluate_inversion(G, heads: int = 8, cfg: InversionConfig = InversionConfig
         rows.append({"head": k, "yaw": round(yaw, 3), "pitch": round(pitch, 3), "yaw_est": round(inv.yaw, 3),
                      "pitch_est": round(inv.pitch, 3), "psnr_input": round(psnr(rec, img), 2),
                      "psnr_novel": round(psnr(rec_n, true_n), 2),
-                     "attributes_correct": sum(a_true[n] == a_rec[n] for n in a_true), "attributes": max(1, len(a_true)),
+                     "attributes_correct": sum(a_true[n] == a_rec[n] for n in a_true),
+                     "attributes": max(1, len(a_true)),
                      "all_attributes_correct": a_true == a_rec, "steps_run": inv.meta["steps_run"],
                      "stop": inv.meta["stop"], "wall_s": round(wall, 1)})
         sheet.append(np.concatenate([to_uint8(t) for t in (img, rec, true_n, rec_n)], 1))

@@ -83,7 +83,8 @@ class Inversion:
         save_file({"ws": self.ws.detach().cpu().contiguous(), "camera": self.camera.detach().cpu().contiguous()},
                   out / "latent.safetensors")
         if self.pti_delta:
-            save_file({k: v.detach().cpu().contiguous() for k, v in self.pti_delta.items()}, out / "pti_delta.safetensors")
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.pti_delta.items()},
+                      out / "pti_delta.safetensors")
         meta = {"format": FORMAT, "format_version": 1, "yaw": self.yaw, "pitch": self.pitch,
                 "pti": bool(self.pti_delta), **self.meta}
         (out / "inversion.json").write_text(json.dumps(meta, indent=1))
@@ -127,7 +128,8 @@ def mean_latent(G: Generator, n: int = 512, seed: int = 0) -> tuple[Tensor, floa
 
 def _render(G: Generator, ws: Tensor, yaw: Tensor, pitch: Tensor, preset: Preset, size: int) -> Tensor:
     c = G.camera(yaw, pitch).to(ws.device)
-    img = G.render_field(G.field(ws), ws, c, preset=preset, generator=torch.Generator(device=ws.device).manual_seed(0))["image"]
+    gen = torch.Generator(device=ws.device).manual_seed(0)
+    img = G.render_field(G.field(ws), ws, c, preset=preset, generator=gen)["image"]
     return img if img.shape[-1] == size else F.interpolate(img, size=(size, size), mode="bilinear",
                                                            align_corners=False, antialias=True)
 

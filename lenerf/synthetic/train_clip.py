@@ -134,7 +134,8 @@ _LENGTH_TEXTS = [f"a face with {n} {c}hair" for n in ("long", "short")
 
 
 # the graded eye term's texts: "big" then "small", without a colour and with each eye colour
-_EYE_TEXTS = [f"a face with {n} {c}eyes" for n in ("big", "small") for c in ("",) + tuple(c + " " for c in ATTRIBUTES["eyes"])]
+_EYE_TEXTS = [f"a face with {n} {c}eyes" for n in ("big", "small")
+              for c in ("",) + tuple(c + " " for c in ATTRIBUTES["eyes"])]
 
 
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
@@ -208,7 +209,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                                              "width": cfg["vision_width"], "head_width": cfg["vision_head_width"],
                                              "patch_dropout": cfg["patch_dropout"]}}
     model = miniclip_model(model_cfg)
-    tokenizer = __import__("open_clip").get_tokenizer("ViT-B-32", context_length=model_cfg["text_cfg"]["context_length"])
+    tokenizer = __import__("open_clip").get_tokenizer("ViT-B-32",
+                                                      context_length=model_cfg["text_cfg"]["context_length"])
     clip = _wrap(model, tokenizer, "miniclip")
     model.train().requires_grad_(True)
     # the 49408 x 96 token table stays at its seeded random init: only ~40 tokens occur, and updating the whole
