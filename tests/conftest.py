@@ -27,7 +27,8 @@ def tiny_golden():
 
     from safetensors.torch import load_file
     d = golden_dir("eg3d", "tiny")
-    return json.loads((d / "config.json").read_text()), load_file(d / "G_ema.safetensors"), load_file(d / "cases.safetensors")
+    return (json.loads((d / "config.json").read_text()), load_file(d / "G_ema.safetensors"),
+            load_file(d / "cases.safetensors"))
 
 
 @pytest.fixture(scope="session")

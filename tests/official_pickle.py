@@ -129,9 +129,10 @@ def write_official_pickle(G, path, module_src: str = "open('EXECUTED_MODULE_SRC'
             return obj
 
         decoder_net = nn.Sequential.__new__(nn.Sequential)
-        decoder_net.__dict__.update(_module_state(G.decoder.net, lambda m: m if isinstance(m, nn.Softplus) else convert(m)))
-        decoder = plain("OSGDecoder", {**_module_state(G.decoder, lambda m: m), "_modules": OrderedDict(net=decoder_net),
-                                       "hidden_dim": 64})
+        decoder_net.__dict__.update(_module_state(G.decoder.net,
+                                                  lambda m: m if isinstance(m, nn.Softplus) else convert(m)))
+        decoder = plain("OSGDecoder", {**_module_state(G.decoder, lambda m: m),
+                                       "_modules": OrderedDict(net=decoder_net), "hidden_dim": 64})
         marcher = plain("MipRayMarcher2", {"training": False, "_modules": OrderedDict()})
         renderer = plain("ImportanceRenderer", {"training": False, "_modules": OrderedDict(ray_marcher=marcher),
                                                 "plane_axes": torch.eye(3).repeat(3, 1, 1)})

@@ -35,7 +35,8 @@ def test_generate_edit_turntable_and_errors(client):
     v = video["video"] if isinstance(video, dict) else video
     assert Path(v).is_file() and Path(v).stat().st_size > 1000 and "8 frames" in info
     # clear messages, never a traceback
-    for args, msg in [(("synthetic", 5, 0.7, 0.0, 0.0, ["no_such_edit"], 1.0), "unknown edit|not in the list of choices"),
+    for args, msg in [(("synthetic", 5, 0.7, 0.0, 0.0, ["no_such_edit"], 1.0),
+                       "unknown edit|not in the list of choices"),
                       (("synthetic", -3, 0.7, 0.0, 0.0, [], 1.0), "seed|less than minimum"),
                       (("nowhere", 5, 0.7, 0.0, 0.0, [], 1.0), "unknown generator")]:
         with pytest.raises(Exception, match=msg) as e:

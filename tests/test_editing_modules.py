@@ -144,7 +144,8 @@ def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
             last.weight.zero_()
             last.bias.fill_(value / last.bias_gain)  # logit -> m = sigmoid(-logit)
             edit = Edit(mods, strength=1.0, texture_only=False)
-            res = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview", generator=torch.Generator().manual_seed(1))
+            res = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview",
+                                                     generator=torch.Generator().manual_seed(1))
             if expect == "source":
                 assert torch.allclose(res.edited_raw, res.source_raw, atol=1e-5)
                 assert res.mask.max() < 1e-6
@@ -153,7 +154,8 @@ def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
                 f = tiny_G.field(wt)
                 from lenerf.rendering import render, sample_rays
                 o, d = sample_rays(c[:, :16].reshape(-1, 4, 4), c[:, 16:].reshape(-1, 3, 3), 64)
-                src = render(tiny_G.field(ws), o, d, tiny_G.render_settings.replace(depth_resolution=24, depth_resolution_importance=24),
+                settings = tiny_G.render_settings.replace(depth_resolution=24, depth_resolution_importance=24)
+                src = render(tiny_G.field(ws), o, d, settings,
                              generator=torch.Generator().manual_seed(1), return_samples=True)
                 tgt = render(f, o, d, tiny_G.render_settings, depths=src.sample_depths)
                 assert torch.allclose(res.edited_raw.flatten(2), tgt.colors[..., :3].permute(0, 2, 1), atol=1e-5)

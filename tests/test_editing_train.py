@@ -152,8 +152,8 @@ def test_train_cli_writes_a_package(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads((tmp_path / "lips" / "edit.json").read_text())
     assert info["mask_prompt"] == "lips" and info["generator"] == "synthetic" and info["code_version"]
-    r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--generator", "synthetic", "--out", str(tmp_path / "y")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--generator", "synthetic",
+                        "--out", str(tmp_path / "y")], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "--mask-prompt and --edit-prompt are required" in r.stderr
 
 
@@ -247,7 +247,8 @@ def test_threshold_sweep_on_training_heads_and_set_threshold(synth, tmp_path, ca
     assert rows[0]["recall"] >= rows[1]["recall"] >= rows[2]["recall"]
     assert all(0.0 <= r["iou"] <= min(r["precision"], r["recall"]) + 1e-6 for r in rows)
     top = max(r["iou"] for r in rows)
-    assert s["best_threshold"] in (0.5, 0.8, 0.95) and s["by_threshold"][f"{s['best_threshold']:g}"]["iou"] >= top - 0.01
+    assert s["best_threshold"] in (0.5, 0.8, 0.95)
+    assert s["by_threshold"][f"{s['best_threshold']:g}"]["iou"] >= top - 0.01
     assert s["head_seeds"][1] < EVAL_SEED_BASE  # calibrated on training heads, never on the held-out ones
     pkg = tmp_path / "eyes"
     shutil.copytree(ROOT / "checkpoints" / "edits" / "eyes_blue", pkg, ignore=shutil.ignore_patterns("previews"))
@@ -440,8 +441,9 @@ def test_mask_along_the_target_rays_sees_new_geometry(synth, tmp_path):
     o, d = sample_rays(cam[:, :16].reshape(-1, 4, 4), cam[:, 16:25].reshape(-1, 3, 3), 32)
     src_f, tgt_f = synth.field(ws), synth.field(wt)
     with torch.no_grad():
-        src = render(src_f, o, d, synth.render_settings, return_samples=True, generator=torch.Generator().manual_seed(0))
-        tgt = render(tgt_f, o, d, synth.render_settings, return_samples=True, generator=torch.Generator().manual_seed(1))
+        gen = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+        src = render(src_f, o, d, synth.render_settings, return_samples=True, generator=gen(0))
+        tgt = render(tgt_f, o, d, synth.render_settings, return_samples=True, generator=gen(1))
     # the world's backdrop is opaque: where long hair grows beside the face, the source's rays end on the backdrop
     new = (tgt.depth[0, :, 0] < src.depth[0, :, 0] - 0.1)[:, None]
     assert new.sum() > 20
@@ -733,8 +735,8 @@ def test_shipped_lips_green_reads_green_on_every_view_of_its_former_failures(syn
 def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     """An eye-size target ({"eye_size": "big"}, which no latent reaches) is scored from the edited render's part
     memberships: a deformation fit (in 3D) to eyes scaled x1.5 of the evaluated head succeeds and grows the eye
-    pixels into the world's shape of eyes (eye_shape_iou), while the untrained deformation (the identity) does not; the change is in the eyes (the fit is loose
-    elsewhere: ~30 dB outside)."""
+    pixels into the world's shape of eyes (eye_shape_iou), while the untrained deformation (the identity) does not;
+    the change is in the eyes (the fit is loose elsewhere: ~30 dB outside)."""
     from lenerf.editing.editor import Edit, EditModules
     from lenerf.editing.evaluate import evaluate_edits
     from lenerf.editing.trainer import _descriptor_dim

@@ -47,7 +47,8 @@ def test_miniclip_is_an_open_clip_model_within_budget(clip):
         assert all(k not in SHIPPED[name] for k in set(expected) - set(card["config"]))
         # miniclip-eyes only guides eyes_big's deformation (its eye-size reading: the test below); the eye-size
         # renders cost it colour accuracy (eyes 0.906, hair 0.897 held out)
-        assert min(card["scores_held_out"]["zero_shot_accuracy"].values()) >= (0.85 if name == "miniclip-eyes" else 0.95)
+        floor = 0.85 if name == "miniclip-eyes" else 0.95
+        assert min(card["scores_held_out"]["zero_shot_accuracy"].values()) >= floor
     assert isinstance(load_clip("miniclip-length").model, open_clip.CLIP)
 
 
@@ -146,7 +147,8 @@ def test_classifier_keeps_the_identity_of_heads_whose_eyes_grew():
     for w in ws:
         w = w[None].expand(len(cams), -1, -1).contiguous()
         src = clf.predict(G.label_image(w, cams, preset="full")[1]["image_raw"])
-        big = clf.predict(G.label_image(w, cams, preset="full", eye_scale=torch.full((len(cams),), 1.5))[1]["image_raw"])
+        scale = torch.full((len(cams),), 1.5)
+        big = clf.predict(G.label_image(w, cams, preset="full", eye_scale=scale)[1]["image_raw"])
         kept += all(torch.mode(src[k]).values == torch.mode(big[k]).values for k in ATTR_KEYS)
     assert kept == 20, kept
     card = json.loads((ROOT / "checkpoints" / "attribute_classifier" / "card.json").read_text())
@@ -196,8 +198,9 @@ def test_contrast_selection_subtracts_the_other_attributes_maps(clip, heldout):
     with pytest.raises(ValueError, match="two prompts"):
         relevance_maps(clip, imgs[:2], [["red hair", "black hair"], ["red hair"]], select="contrast")
     x, gt = to_float(heldout["images"]), heldout["labels"] == PARTS.index("hair") + 1
-    score = lambda sel: max(relevance_iou(relevance_maps(clip, x, prompts, select=sel, templates=["{}", "a face with {}"]),  # noqa: E731
-                                          gt, t).mean().item() for t in (0.02, 0.05, 0.1, 0.2))
+    templates = ["{}", "a face with {}"]
+    maps = lambda sel: relevance_maps(clip, x, prompts, select=sel, templates=templates)  # noqa: E731
+    score = lambda sel: max(relevance_iou(maps(sel), gt, t).mean().item() for t in (0.02, 0.05, 0.1, 0.2))  # noqa: E731
     assert score("contrast") > score("best") + 0.02
 
 
@@ -343,7 +346,8 @@ def test_zero_shot_loss_is_clips_classification_among_edit_and_source_prompts(cl
     per = [clip_loss(clip, imgs[i:i + 1], imgs[i:i + 1], edit, sources, "zero_shot", 0).item() for i in range(6)]
     with torch.no_grad():
         texts = F.normalize(clip.model.encode_text(clip.tokenize(edit + sources)), dim=-1)
-        logits = clip.model.logit_scale.exp() * F.normalize(clip.model.encode_image(clip.preprocess(imgs)), dim=-1) @ texts.T
+        images = F.normalize(clip.model.encode_image(clip.preprocess(imgs)), dim=-1)
+        logits = clip.model.logit_scale.exp() * images @ texts.T
     want = F.cross_entropy(logits, torch.zeros(6, dtype=torch.long), reduction="none")
     assert torch.allclose(torch.tensor(per), want, atol=1e-4)
     assert max(per[:3]) < 0.5 < min(per[3:])  # MiniCLIP reads red hair as red, black hair as not red
@@ -481,7 +485,7 @@ def test_train_clip_presets_choose_the_shipped_settings_and_folders(monkeypatch,
     monkeypatch.setattr(tc, "train_clip", lambda out, work, cfg, restart=False: calls.append((out, work, cfg, restart))
                         or {"scores_held_out": {}})
     assert main(["train-clip", "--preset", "miniclip-length", "--steps", "7"]) == 0
-    assert calls[-1] == (MINICLIPS["miniclip-length"], "runs/miniclip-length", {**tc.SHIPPED["miniclip-length"], "steps": 7},
-                         False)
+    assert calls[-1] == (MINICLIPS["miniclip-length"], "runs/miniclip-length",
+                         {**tc.SHIPPED["miniclip-length"], "steps": 7}, False)
     assert main(["train-clip", "--length-rank", "0.5", "--out", "x", "--work", "y", "--restart"]) == 0
     assert calls[-1] == ("x", "y", {"length_rank": 0.5}, True)

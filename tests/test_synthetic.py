@@ -111,7 +111,8 @@ def test_captions_are_consistent():
     rng = random.Random(0)
     for _ in range(20):
         c = captions_for(attrs, rng)
-        assert c.startswith("a face with ") and all(w in full for w in c[len("a face with "):].replace(" and ", ", ").split(", "))
+        words = c[len("a face with "):].replace(" and ", ", ").split(", ")
+        assert c.startswith("a face with ") and all(w in full for w in words)
 
 
 def test_dataset_is_deterministic(G):
