@@ -14,6 +14,7 @@ import time
 
 import gradio as gr
 
+from lenerf.editing.editor import REORDER_REASON
 from lenerf.errors import LENeRFError
 from lenerf.runtime import tune_allocator
 from lenerf.studio import Studio, describe_job
@@ -87,7 +88,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         note = (f"{len(edits)} edit(s) at strength {strength:g}" if edits else "no edit picked: showing the source")
         order = S.applied_order(spec, edits) if edits else []
         if order != [e for e in edits if e]:
-            note += f" (applied as {' then '.join(order)}: a colour edit goes under its part's change of shape)"
+            note += f" (applied as {' then '.join(order)}: {REORDER_REASON})"
         return v.source, v.edited, v.overlay, f"{note} - rendered in {time.perf_counter() - t:.2f} s"
 
     @_ui_errors

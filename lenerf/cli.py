@@ -112,12 +112,10 @@ def _load_edits(specs, device):
         e, info = load_edit(spec, device=device)
         edits.append(e)
         infos.append(info)
-    from .editing.editor import application_order
+    from .editing.editor import REORDER_REASON, application_order
     order = application_order(edits)
     if order != sorted(order):
-        print("applying the edits in this order: " + ", then ".join(str(specs[i]) for i in order)
-              + " (an edit of a part without a deformation goes under that part's deformation, which carries it into"
-              " the moved part)")
+        print(f"applying the edits in this order: {', then '.join(str(specs[i]) for i in order)} ({REORDER_REASON})")
     return edits, infos
 
 

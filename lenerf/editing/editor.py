@@ -210,6 +210,10 @@ def _same_part(a: Edit, b: Edit) -> bool:
     return a.part is not None and b.part is not None and a.part.strip().lower() == b.part.strip().lower()
 
 
+#: why :func:`application_order` may differ from the given order (the CLI and the app say it when it does)
+REORDER_REASON = "a colour edit goes under its part's change of shape, which carries it into the moved part"
+
+
 def application_order(edits: list[Edit]) -> list[int]:
     """Indices of ``edits`` in the order they are applied: as given, except that an edit without a deformation
     network moves before the first earlier edit of the same part that has one (module docstring)."""
