@@ -476,6 +476,8 @@ def test_mask_along_the_target_rays_sees_new_geometry(synth, tmp_path):
         train_edit(synth, _cfg(relevance_quantile_target=0.5), tmp_path / "x", progress=False)
     with pytest.raises(InputError, match=r"relevance_quantile must be in \(0, 1\)"):
         train_edit(synth, _cfg(relevance_quantile=1.5), tmp_path / "x", progress=False)
+    with pytest.raises(InputError, match="relevance_otsu and relevance_quantile"):
+        train_edit(synth, _cfg(relevance_otsu=True, relevance_quantile=0.9), tmp_path / "x", progress=False)
 
 
 def test_attention_cooldown_trains_only_the_mask_after_the_edit_steps(synth, tmp_path):
@@ -691,6 +693,29 @@ def test_relevance_refine_reaches_the_pseudo_labels(synth, tmp_path, monkeypatch
     for name, refine in {"eyes_blue": 10, "lips_green": 10, "hair_red": 10, "hair_long": 0}.items():
         _, info = load_edit(ROOT / "checkpoints" / "edits" / name)
         assert info["config"].get("relevance_refine", 0) == refine
+
+
+def test_relevance_otsu_cuts_the_pseudo_labels_at_each_maps_otsu_threshold(synth, tmp_path, monkeypatch):
+    """relevance_otsu: the trainer's pseudo-labels are 1 where each relevance map reaches its own Otsu threshold, 0
+    elsewhere (no quantile, no area prior); without it the Otsu split is not used."""
+    import lenerf.editing.trainer as tr
+    calls, otsu = [], tr.otsu_thresholds
+
+    def spy(maps, *a, **k):
+        t = otsu(maps, *a, **k)
+        calls.append((maps, t))
+        return t
+
+    monkeypatch.setattr(tr, "otsu_thresholds", spy)
+    train_edit(synth, _cfg(steps=1), tmp_path / "a", progress=False)
+    assert not calls
+    train_edit(synth, _cfg(steps=1, afn_warmup=1, relevance_otsu=True, relevance_binarize=True), tmp_path / "b",
+               progress=False)
+    assert len(calls) == 2  # one warm-up and one edit step
+    maps, t = calls[0]
+    labels = tr._pseudo_labels(maps, None, True, otsu=True)
+    assert set(labels.unique().tolist()) <= {0.0, 1.0}
+    assert torch.equal(labels.bool(), maps >= t.view(-1, 1, 1, 1)) and 0 < labels.mean() < 1
 
 
 def test_shipped_hair_red_mapper_turns_every_held_out_head_red(synth):

@@ -7,7 +7,7 @@ import torch
 
 from lenerf.clip import load_clip, relevance_maps
 from lenerf.errors import CheckpointError, InputError
-from lenerf.metrics import relevance_iou
+from lenerf.metrics import iou, relevance_iou
 from lenerf.synthetic import PARTS
 from lenerf.synthetic.classifier import accuracy, load_classifier
 from lenerf.synthetic.data import ATTR_KEYS, EVAL_SEED_BASE, latents, make_dataset, to_float
@@ -223,6 +223,48 @@ def test_refined_maps_fill_a_region_of_one_colour_and_stop_at_its_edge():
     assert torch.equal(refine_maps(img, seed, 0), seed)
     with pytest.raises(ValueError, match="iterations"):
         refine_maps(img, seed, -1)
+
+
+def test_otsu_thresholds_split_each_map_at_its_own_area():
+    """otsu_thresholds cuts every map of a batch between its two value clusters whatever their areas (a 2% part
+    and a 25% part in one batch, which no single quantile serves), agrees with a per-map loop, and leaves a flat
+    map nothing above its threshold."""
+    from lenerf.clip.relevance import otsu_thresholds
+    g = torch.Generator().manual_seed(0)
+    maps = 0.3 * torch.rand(3, 1, 40, 40, generator=g)  # background in [0, 0.3)
+    small, large = torch.zeros(40, 40, dtype=torch.bool), torch.zeros(40, 40, dtype=torch.bool)
+    small[10:15, 10:16] = True  # 30 px, ~2%
+    large[:20, 0:20] = True  # 400 px, 25%
+    maps[0, 0][small] = 0.6 + 0.4 * torch.rand(int(small.sum()), generator=g)
+    maps[1, 0][large] = 0.6 + 0.4 * torch.rand(int(large.sum()), generator=g)
+    maps[2] = 0.5
+    t = otsu_thresholds(maps)
+    assert t.shape == (3,)
+    assert torch.equal(maps[0, 0] >= t[0], small) and torch.equal(maps[1, 0] >= t[1], large)
+    assert t[2] == 1.0 and not (maps[2] >= t[2]).any()
+    assert torch.equal(torch.cat([otsu_thresholds(m[None]) for m in maps]), t)
+    for q in (0.9, 0.98):  # a quantile fits one of the two areas at best
+        cut = torch.quantile(maps[:2].flatten(1), q, dim=1).view(-1, 1, 1)
+        assert not (torch.equal(maps[0, 0] >= cut[0], small) and torch.equal(maps[1, 0] >= cut[1], large))
+
+
+def test_otsu_pseudo_labels_find_small_and_large_parts_without_an_area(clip, heldout):
+    """The app's pseudo-labels for a part it has no recipe for (best of the part's phrases, two templates, 2-px
+    shifts, 10 refinement steps) on 48 unseen heads: cut at each map's Otsu threshold they cover the nose, the
+    lips, the eyes and the hair far better than the top 10% of each map (the app's default until session 25:
+    one area for every part). Median IoU measured: nose 0.95 vs 0.17, lips 0.92 vs 0.14, eyes 0.58 vs 0.20,
+    hair 0.54 vs 0.27."""
+    from lenerf.clip.relevance import otsu_thresholds
+    from lenerf.synthetic import SyntheticHeads
+    G = SyntheticHeads()
+    x = to_float(heldout["images"])
+    for part, floor in (("nose", 0.8), ("lips", 0.8), ("eyes", 0.45), ("hair", 0.45)):
+        gt = heldout["labels"].long() == PARTS.index(part) + 1
+        maps = relevance_maps(clip, x, G.expand_prompt(part), select="best", templates=["{}", "a face with {}"],
+                              shift_px=2, refine=10)[:, 0]
+        otsu = iou(maps >= otsu_thresholds(maps[:, None]).view(-1, 1, 1), gt).median().item()
+        top10 = iou(maps >= torch.quantile(maps.flatten(1), 0.9, dim=1).view(-1, 1, 1), gt).median().item()
+        assert otsu > floor and otsu > top10 + 0.2, (part, otsu, top10)
 
 
 def test_refined_relevance_covers_parts_better_than_the_mean_mask(clip, heldout):

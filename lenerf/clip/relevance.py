@@ -162,6 +162,26 @@ def refine_maps(images: Tensor, maps: Tensor, iterations: int = 10, dilations: t
     return r
 
 
+def otsu_thresholds(maps: Tensor, bins: int = 64) -> Tensor:
+    """Per-map threshold that best splits each map's values into two classes (Otsu's method: the largest
+    between-class variance of a ``bins``-bin histogram on [0, 1]). maps [N, 1, H, W] in [0, 1] -> thresholds [N]
+    (upper edges of the low class's last bin). A map whose values are all equal gets 1.0 (nothing above it).
+
+    Unlike a quantile, it needs no prior on the part's area: a nose covering 2% of a render and hair covering 25%
+    both come out at their own size when the map separates them from the rest (docs/synthetic-world.md)."""
+    flat = maps.detach().flatten(1).clamp(0, 1)
+    idx = (flat * bins).long().clamp_max(bins - 1)
+    hist = torch.zeros(flat.shape[0], bins, dtype=flat.dtype, device=flat.device).scatter_add_(
+        1, idx, torch.ones_like(flat))
+    p = hist / flat.shape[1]
+    centres = (torch.arange(bins, dtype=flat.dtype, device=flat.device) + 0.5) / bins
+    w0, mu0 = p.cumsum(1), (p * centres).cumsum(1)  # weight and first moment of the class below each cut
+    between = (mu0[:, -1:] * w0 - mu0).pow(2) / (w0 * (1 - w0)).clamp_min(1e-12)
+    between = torch.where((w0 > 0) & (w0 < 1 - 1e-6), between, torch.full_like(between, -1.0))
+    cut = between.argmax(1)
+    return torch.where(between.amax(1) >= 0, (cut + 1).to(flat.dtype) / bins, torch.ones_like(cut, dtype=flat.dtype))
+
+
 @torch.no_grad()
 def _best_prompts(clip: ClipModel, images: Tensor, per: list[list[str]]) -> list[list[str]]:
     img = F.normalize(clip.encode_image(images.detach()), dim=-1)

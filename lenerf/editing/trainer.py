@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..cameras import sample_cameras
 from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
-from ..clip.relevance import REFINE_SIGMA, relevance_maps
+from ..clip.relevance import REFINE_SIGMA, otsu_thresholds, relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
 from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
@@ -122,6 +122,10 @@ class EditConfig:
     relevance_quantile: float | None = None
     #: with relevance_quantile: binary pseudo-labels (the top 1 - q of each map = the part, the rest not)
     relevance_binarize: bool = False
+    #: binary pseudo-labels at each map's own Otsu threshold (``otsu_thresholds``) instead of a quantile: the part
+    #: is what its map separates from the rest, at whatever area (no prior on the part's size; the app's default for
+    #: parts without a recipe). Excludes relevance_quantile
+    relevance_otsu: bool = False
     #: average the relevance maps over copies of the render translated by +-this many pixels (0 = off): the maps
     #: are only as fine as CLIP's patch grid, shifts by a fraction of a patch sharpen the pseudo-labels' edges
     relevance_shift_px: int = 0
@@ -191,6 +195,8 @@ class EditConfig:
             raise InputError("mask_target_rays needs enlarged_mask (the raw target render) and the attention field")
         if self.relevance_quantile_target is not None and not self.mask_target_rays:
             raise InputError("relevance_quantile_target applies to the target's rays: set mask_target_rays")
+        if self.relevance_otsu and self.relevance_quantile is not None:
+            raise InputError("relevance_otsu and relevance_quantile are two ways to cut the maps: set one")
         for name in ("relevance_quantile", "relevance_quantile_target"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
@@ -361,12 +367,12 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                                      return_samples=cfg.mask_target_rays)
                         tgt_img = G.images(tgt.colors, wt0, preset, res)[0]
                         if cfg.mask_target_rays:  # each render's mask is fit to its own image's map
-                            rel_t = _pseudo_labels(relevance(tgt_img),
-                                                   cfg.relevance_quantile_target or cfg.relevance_quantile,
-                                                   cfg.relevance_binarize)
+                            q_t = cfg.relevance_quantile_target or cfg.relevance_quantile
+                            rel_t = _pseudo_labels(relevance(tgt_img), q_t, cfg.relevance_binarize,
+                                                   cfg.relevance_otsu and q_t is None)
                         else:
                             rel = torch.maximum(rel, relevance(tgt_img))
-                rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize)
+                rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize, cfg.relevance_otsu)
                 allowed = rel if rel_t is None else torch.maximum(rel, rel_t)  # [N, 1, R, R]: the part, by CLIP
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
                 x_all = pts.reshape(n, -1, 3)
@@ -514,9 +520,12 @@ def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor,
     return colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), colors_k), sigma
 
 
-def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool) -> Tensor:
-    """Relevance maps [N, 1, R, R] in [0, 1] -> pseudo-labels R (the mask is fit to 2R - 1): unchanged without a
-    quantile; else each map divided by its ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q."""
+def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool, otsu: bool = False) -> Tensor:
+    """Relevance maps [N, 1, R, R] in [0, 1] -> pseudo-labels R (the mask is fit to 2R - 1): with ``otsu`` 1 where
+    a map reaches its Otsu threshold, else 0; unchanged without a quantile; else each map divided by its
+    ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q."""
+    if otsu:
+        return (rel >= otsu_thresholds(rel).view(-1, 1, 1, 1)).to(rel.dtype)
     if quantile is None:
         return rel
     q = torch.quantile(rel.flatten(1), quantile, dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
