@@ -14,8 +14,9 @@ def iou(pred: Tensor, gt: Tensor) -> Tensor:
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
 
 
-def relevance_iou(maps: Tensor, gt: Tensor, threshold: float = 0.5) -> Tensor:
-    """2D relevance maps [N, 1, H, W] in [0, 1] vs ground-truth masks [N, H, W] -> IoU [N]."""
+def relevance_iou(maps: Tensor, gt: Tensor, threshold: float | Tensor = 0.5) -> Tensor:
+    """2D relevance maps [N, 1, H, W] in [0, 1] vs ground-truth masks [N, H, W] -> IoU [N]. ``threshold``: one for
+    all maps, or one per map as a tensor [N, 1, 1]."""
     if maps.shape[-2:] != gt.shape[-2:]:
         maps = F.interpolate(maps, size=gt.shape[-2:], mode="bilinear", align_corners=False)
     return iou(maps[:, 0] > threshold, gt)

@@ -409,7 +409,8 @@ def test_relevance_templates_average_the_phrasings(clip, heldout):
 
 
 def test_relevance_scores_tune_the_threshold_on_training_renders(clip, heldout):
-    """eval-clip reports IoU at 0.5, at the threshold chosen on training renders and at the held-out oracle."""
+    """eval-clip reports IoU at 0.5, at the threshold chosen on training renders, at the held-out oracle and at
+    each map's Otsu threshold."""
     from lenerf.synthetic.evaluate import THRESHOLDS, relevance_scores
     train = make_dataset(16, 1, 1_000_000, camera_seed=5, progress=False)
     scores = relevance_scores(clip, heldout, train, batch=16, calibration=16)
@@ -419,6 +420,13 @@ def test_relevance_scores_tune_the_threshold_on_training_renders(clip, heldout):
         assert s["iou"] <= s["iou_best_threshold"] + 1e-9
         assert s["iou_train_threshold"] <= s["iou_best_threshold"] + 1e-9
     assert scores["eyes"]["iou_best_threshold"] > scores["eyes"]["mean_mask_baseline_iou"] * 0.5
+    # and at each map's own Otsu threshold (one threshold per map, not one for the batch)
+    from lenerf.clip.relevance import otsu_thresholds
+    from lenerf.synthetic.evaluate import RELEVANCE_PROMPTS, _part_maps
+    maps = _part_maps(clip, heldout["images"], heldout["attrs"], *RELEVANCE_PROMPTS["eyes"], batch=16)
+    gt = heldout["labels"].long() == PARTS.index("eyes") + 1
+    each = [relevance_iou(m[None], g[None], float(otsu_thresholds(m[None]))).item() for m, g in zip(maps, gt)]
+    assert scores["eyes"]["iou_otsu"] == pytest.approx(sum(each) / len(each), abs=1e-4)
     # the negative-prompt variant subtracts the skin map: other maps, same baseline, the prompts recorded
     from lenerf.synthetic.evaluate import NEGATIVE_SKIN
     neg = relevance_scores(clip, heldout, train, batch=16, calibration=16, negative=list(NEGATIVE_SKIN))

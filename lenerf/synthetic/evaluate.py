@@ -6,7 +6,7 @@ from pathlib import Path
 import torch
 
 from ..clip.models import ClipModel
-from ..clip.relevance import relevance_maps
+from ..clip.relevance import otsu_thresholds, relevance_maps
 from ..metrics import mean_mask_baseline, relevance_iou
 from .data import ATTR_KEYS, EVAL_SEED_BASE, cached_dataset, clip_training_data, to_float
 from .world import ATTRIBUTES, PARTS
@@ -95,11 +95,12 @@ def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, 
                      negative: list[str] | None = None, shift_px: int = 0, select: str = "own",
                      refine: int = 0) -> dict:
     """Relevance-map IoU per part on the held-out ``data``: at threshold 0.5 (the sign of the pseudo-label 2R - 1),
-    at the threshold that is best on ``calibration`` training renders (an honest tuned threshold), and at the
-    held-out oracle threshold; with the mean-ground-truth-mask baseline (at its oracle threshold). ``negative``:
-    prompts whose averaged map is subtracted (method.md §6.3); ``shift_px``: maps averaged over a 3 x 3 grid of
-    image translations by that many pixels (``relevance_maps``); ``select``: "own" (the image's own attribute) or
-    "contrast" (``_part_maps``); ``refine``: iterations of image-guided refinement (``refine_maps``)."""
+    at the threshold that is best on ``calibration`` training renders (an honest tuned threshold), at each map's
+    own Otsu threshold (``otsu_thresholds``: no threshold to tune, session 25) and at the held-out oracle
+    threshold; with the mean-ground-truth-mask baseline (at its oracle threshold). ``negative``: prompts whose
+    averaged map is subtracted (method.md §6.3); ``shift_px``: maps averaged over a 3 x 3 grid of image translations
+    by that many pixels (``relevance_maps``); ``select``: "own" (the image's own attribute) or "contrast"
+    (``_part_maps``); ``refine``: iterations of image-guided refinement (``refine_maps``)."""
     images, labels, attrs = data["images"], data["labels"].long(), data["attrs"]
     train_labels = train["labels"].long()
     out = {}
@@ -114,7 +115,9 @@ def relevance_scores(clip: ClipModel, data: dict, train: dict, batch: int = 64, 
         train_t = max(THRESHOLDS, key=lambda t: relevance_iou(cal, cal_gt, t).mean().item())
         best_t = max(at, key=at.get)
         base, thr = mean_mask_baseline(train_labels == label, gt)
+        otsu = relevance_iou(maps, gt, otsu_thresholds(maps).view(-1, 1, 1)).mean().item()
         out[name] = {"iou": round(at[0.5], 4), "iou_train_threshold": round(at[train_t], 4),
+                     "iou_otsu": round(otsu, 4),
                      "train_threshold": train_t, "iou_best_threshold": round(at[best_t], 4),
                      "best_threshold": best_t, "mean_mask_baseline_iou": round(base, 4),
                      "baseline_threshold": round(thr, 2), "prompt": tpl,
