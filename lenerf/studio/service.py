@@ -44,7 +44,7 @@ TURNTABLE_PRESET = Preset("turntable", neural_rendering_resolution=128, depth_re
 #: 60% -> 80%, identity 60% -> 100%, PSNR outside 25.4 -> 51.4 dB, mask IoU 0.18 -> 0.77 against session 23's
 #: defaults; eyes -> green and hair -> white: README, the app
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 3e-3,
-                      "relevance_otsu": True, "relevance_binarize": True, "balanced_mask_loss": True,
+                      "relevance_otsu": True, "balanced_mask_loss": True,
                       "mask_prompt_select": "contrast", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
                       "loss": "dir_diff", "threshold": 0.8, "relevance_refine": 10, "relevance_shift_px": 2,
                       "mask_prompt_templates": ["{}", "a face with {}"], "edit_clip": "miniclip-color",
