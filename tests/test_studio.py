@@ -90,7 +90,7 @@ def test_config_from_recipe_and_limits(studio):
     assert (new.loss, new.threshold) == ("dir_diff", 0.8)
     assert (new.edit_clip, new.lambda_outside, new.relevance_refine) == ("miniclip-color", 1.0, 10)
     assert new.relevance_otsu and new.relevance_quantile is None  # any part's size (docs/synthetic-world.md)
-    assert new.mask_prompt_select == "contrast"
+    assert new.mask_prompt_select == "contrast" and new.lr_mapper == 0.3
     assert not new.deformation and new.dn_xyz_frequencies == 0 and new.lambda_offset == 0
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)

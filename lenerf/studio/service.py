@@ -40,10 +40,10 @@ TURNTABLE_PRESET = Preset("turntable", neural_rendering_resolution=128, depth_re
 #: settings the UI uses for a new edit of the synthetic world (those of the shipped texture recipes: refined,
 #: shift-averaged pseudo-labels from two phrasings; a mapper guided by MiniCLIP-color that pays for change outside
 #: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size)
-#: from the part's phrases contrasted. On an edit no recipe covers (nose -> red, 20 held-out heads) these took success
-#: 60% -> 80%, identity 60% -> 100%, PSNR outside 25.4 -> 51.4 dB, mask IoU 0.18 -> 0.77 against session 23's
-#: defaults; eyes -> green and hair -> white: README, the app
-SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.1, "lr_attention": 3e-3,
+#: from the part's phrases contrasted, and the mapper rate of `eyes_blue` and `hair_red`. On an edit no recipe covers
+#: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
+#: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app
+SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
                       "relevance_otsu": True, "balanced_mask_loss": True,
                       "mask_prompt_select": "contrast", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
                       "loss": "dir_diff", "threshold": 0.8, "relevance_refine": 10, "relevance_shift_px": 2,
