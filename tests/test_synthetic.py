@@ -243,6 +243,57 @@ def test_length_rank_loss_rewards_the_order_of_lengths_of_one_head():
     assert length_rank_loss(other_colour, hair, rungs) > length_rank_loss(logits_for(up), hair, rungs) + 0.05
 
 
+def test_colour_ladders_drift_one_head_off_its_palette(G):
+    """A colour ladder is one head from one camera, its rung 0 the head itself, later rungs with every colour part
+    moved further along one direction (what the colour-ranking term of MiniCLIP learns from)."""
+    from lenerf.cameras import sample_cameras
+    from lenerf.synthetic.data import make_color_ladder, render_batch
+    from lenerf.synthetic.world import COLOR_PARTS
+    lad = make_color_ladder(3, 50, rungs=4, resolution=16, progress=False, G=G)
+    assert lad["images"].shape == (3, 4, 3, 16, 16) and lad["images"].dtype == torch.uint8
+    s = lad["shifts"]
+    assert s.shape == (3, 4, len(COLOR_PARTS)) and (s[:, 0] == 0).all()
+    assert (s.diff(dim=1) >= 0).all() and (s[:, 1] > 0).all() and (s[:, 3] > 0.1).all() and (s <= 0.35 + 1e-6).all()
+    ws = latents(G, range(50, 53))
+    at = G.attributes(ws)
+    assert torch.equal(lad["classes"], torch.stack([at[p] for p in COLOR_PARTS], 1))
+    cams = sample_cameras(3, generator=torch.Generator().manual_seed(2), radius=G.camera_radius,
+                          lookat=G.camera_pivot)
+    own, _ = render_batch(G, ws, cams, 16)
+    own = ((own.clamp(-1, 1) + 1) * 127.5).round()
+    # the same head and camera (ray jitter is drawn per batch, and a batch of ladders is 4x longer: the backdrop's
+    # rim at the corners may differ)
+    diff = (own - lad["images"][:, 0].float()).abs()
+    assert diff.median() == 0 and diff.mean() < 1, diff.mean()
+    assert ((lad["images"][:, 3].float() - lad["images"][:, 0].float()).abs().mean((1, 2, 3)) > 3).all()
+
+
+def test_color_rank_loss_rewards_a_head_for_scoring_its_own_colour_highest_unmoved():
+    from lenerf.synthetic.train_clip import _COLOR_OFFSETS, _COLOR_TEXTS, color_rank_loss
+    rungs, parts = 3, len(_COLOR_OFFSETS) - 1
+    classes = torch.tensor([[0, 1, 3, 2, 0], [2, 0, 0, 1, 1]])
+    shifts = torch.tensor([0.0, 0.1, 0.3]).view(1, rungs, 1).expand(2, rungs, parts).clone()
+
+    def logits_for(d):  # d [2, rungs]: the own colour text's logit, every other text at 0
+        x = torch.zeros(2 * rungs, len(_COLOR_TEXTS))
+        for k in range(parts):
+            x[torch.arange(2 * rungs), _COLOR_OFFSETS[k] + classes[:, k].repeat_interleave(rungs)] = d.reshape(-1)
+        return x
+    down = torch.tensor([[4.0, 2.0, 0.0], [2.0, 1.0, 0.0]])
+    flat = torch.zeros(2, rungs)
+    assert torch.isclose(color_rank_loss(logits_for(flat), classes, shifts), torch.log(torch.tensor(2.0)))
+    assert color_rank_loss(logits_for(down), classes, shifts) < 0.3 < 1.5 < color_rank_loss(logits_for(-down),
+                                                                                            classes, shifts)
+    # only differences within a head count: an offset per head changes nothing
+    assert torch.isclose(color_rank_loss(logits_for(down + torch.tensor([[5.0], [-3.0]])), classes, shifts),
+                         color_rank_loss(logits_for(down), classes, shifts))
+    # rungs whose shifts tie (a colour clamped at the cube's edge) are no pair: ordering them costs nothing
+    tied = shifts.clone()
+    tied[:, 2] = 0.1
+    assert color_rank_loss(logits_for(down), classes, tied) < color_rank_loss(logits_for(down), classes, shifts) + 1e-6
+    assert torch.isclose(color_rank_loss(logits_for(-down), classes, torch.zeros(2, rungs, parts)), torch.tensor(0.0))
+
+
 def test_eye_jitter_grows_the_eyes_and_captions_may_say_so(G):
     """Eye sizes no latent reaches: a dataset with eye_jitter renders some heads with bigger eyes (more eye pixels),
     records the scale, and their captions claim "big" or "small" consistently with it."""

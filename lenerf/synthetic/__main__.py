@@ -54,6 +54,8 @@ def _main(argv=None) -> int:
                    help="weight of the term that fits p(long hair) to the hair-length code")
     t.add_argument("--length-rank", type=float, default=None,
                    help="weight of the term that orders renders of one head at growing hair lengths")
+    t.add_argument("--color-rank", type=float, default=None,
+                   help="weight of the term that orders renders of one head drifting off its palette colours")
     t.add_argument("--eye-jitter", type=float, default=None,
                    help="share of training heads whose eyes are scaled by U(1, 1.7) (captions may say big / small)")
     t.add_argument("--graded-eyes", type=float, default=None,
@@ -66,6 +68,9 @@ def _main(argv=None) -> int:
                    help="only p(long hair) of short-haired held-out heads grown to codes 0 ... 1 (seconds)")
     e.add_argument("--eye-sizes", action="store_true",
                    help="only p(big eyes) of held-out heads with their eyes scaled by 1 ... 1.7 (seconds)")
+    e.add_argument("--colours", action="store_true",
+                   help="only where each colour class peaks: held-out heads with one part's colour set to every "
+                        "colour of an RGB grid (a few minutes)")
     c = sub.add_parser("train-classifier", help="train the evaluation-only attribute classifier")
     c.add_argument("--out", default="checkpoints/attribute_classifier", help="model folder")
     c.add_argument("--work", default="runs/classifier", help="dataset cache + resumable training state")
@@ -92,7 +97,8 @@ def _main(argv=None) -> int:
                                              "finetune_lr": a.finetune_lr, "length_jitter": a.length_jitter,
                                              "graded_length": a.graded_length,
                                              "length_rank": a.length_rank, "eye_jitter": a.eye_jitter,
-                                             "graded_eyes": a.graded_eyes}.items() if v is not None}}
+                                             "graded_eyes": a.graded_eyes,
+                                             "color_rank": a.color_rank}.items() if v is not None}}
         card = train_clip(a.out or MINICLIPS[a.preset], a.work or f"runs/{a.preset}", overrides, restart=a.restart)
         print(json.dumps(card["scores_held_out"], indent=1))
     elif a.cmd == "eval-clip":
@@ -106,6 +112,10 @@ def _main(argv=None) -> int:
         if a.eye_sizes:
             from .evaluate import eye_size_response
             print(json.dumps(eye_size_response(load_clip(a.model)), indent=1))
+            return 0
+        if a.colours:
+            from .evaluate import colour_response
+            print(json.dumps(colour_response(load_clip(a.model)), indent=1))
             return 0
         cfg = json.loads((__import__("pathlib").Path(a.model) / "card.json").read_text())["config"] \
             if (__import__("pathlib").Path(a.model) / "card.json").is_file() else CONFIG

@@ -10,7 +10,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from ..cameras import sample_cameras
-from .world import ATTRIBUTES, WORLD_VERSION, SyntheticHeads
+from .world import ATTRIBUTES, COLOR_PARTS, WORLD_VERSION, SyntheticHeads
 
 ATTR_KEYS = tuple(ATTRIBUTES)  # column order of the attribute matrix
 TRAIN_SEED_BASE, EVAL_SEED_BASE = 1_000_000, 2_000_000  # held-out heads never overlap the training heads
@@ -130,6 +130,51 @@ def make_length_ladder(n_heads: int, seed_base: int, rungs: int = 4, resolution:
         img, _ = render_batch(G, ws, cams[a:a + batch].repeat_interleave(rungs, 0), resolution, seed=camera_seed + a)
         images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(k, rungs, *img.shape[1:]))
     return {"images": torch.cat(images), "lengths": lengths, "hair": torch.cat(hair)}
+
+
+def make_color_ladder(n_heads: int, seed_base: int, rungs: int = 4, resolution: int = 64, camera_seed: int = 0,
+                      max_shift: float = 0.35, batch: int = 16, progress: bool = True,
+                      G: SyntheticHeads | None = None) -> dict[str, Tensor]:
+    """Heads ``seed_base + i``, each seen from one random camera at ``rungs`` colourings that drift further and further
+    from the head's own (palette) colours: every colour part moves along its own random direction (per head), rung
+    r by a distance drawn from the r-th of ``rungs - 1`` equal bins of (0, max_shift] (rung 0 unmoved), clamped to
+    [0, 1]. Returns uint8 images [n_heads, rungs, 3, R, R], float shifts [n_heads, rungs, 5] (each part's distance
+    from its rung-0 colour after clamping; ``COLOR_PARTS`` order) and int64 classes [n_heads, 5] of the rung-0 colours;
+    the geometry is the same on every rung."""
+    G = G or SyntheticHeads()
+    seeds = np.arange(seed_base, seed_base + n_heads)
+    cams = sample_cameras(n_heads, generator=torch.Generator().manual_seed(camera_seed + 2),
+                          radius=G.camera_radius, lookat=G.camera_pivot)
+    edges = np.linspace(0.0, max_shift, rungs)
+    images, shifts, classes = [], [], []
+    for a in tqdm(range(0, n_heads, batch), desc="rendering colour ladders", unit="batch", disable=not progress):
+        ws = latents(G, seeds[a:a + batch])
+        k = len(ws)
+        at = G.attributes(ws)
+        classes.append(torch.stack([at[p] for p in COLOR_PARTS], 1))
+        draws = [np.random.RandomState(int(s) + 5151) for s in seeds[a:a + batch]]
+        dirs = torch.from_numpy(np.stack([d.randn(len(COLOR_PARTS), 3) for d in draws])).float()
+        dirs = dirs / dirs.norm(dim=-1, keepdim=True)  # [k, 5, 3]
+        dist = torch.from_numpy(np.stack([np.concatenate([[0.0], edges[:-1] + d.rand(rungs - 1) * np.diff(edges)])
+                                          for d in draws])).float()  # [k, rungs]
+        base = G.params(ws).colors
+        ws_r = ws.repeat_interleave(rungs, 0)
+        moved = {p: (base[p].unsqueeze(1) + dist.unsqueeze(-1) * dirs[:, i].unsqueeze(1)).clamp(0, 1)
+                 for i, p in enumerate(COLOR_PARTS)}  # each [k, rungs, 3]
+        ws_r = G.with_colors(ws_r, {p: c.reshape(-1, 3) for p, c in moved.items()})
+        shifts.append(torch.stack([(moved[p] - base[p].unsqueeze(1)).norm(dim=-1) for p in COLOR_PARTS], -1))
+        img, _ = render_batch(G, ws_r, cams[a:a + batch].repeat_interleave(rungs, 0), resolution,
+                              seed=camera_seed + a)
+        images.append(((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).reshape(k, rungs, *img.shape[1:]))
+    return {"images": torch.cat(images), "shifts": torch.cat(shifts), "classes": torch.cat(classes)}
+
+
+def color_ladder_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:
+    """The colour-ranking term's renders for a train-clip config (cached in ``work_dir``)."""
+    n, k = min(cfg["ladder_heads"], cfg["heads"]), cfg["ladder_rungs"]
+    path = Path(work_dir) / f"colour_ladder_{n}x{k}_s{cfg['seed']}_w{WORLD_VERSION}.safetensors"
+    return cached_dataset(path, make_color_ladder, n_heads=n, seed_base=TRAIN_SEED_BASE, rungs=k,
+                          resolution=cfg["resolution"], camera_seed=cfg["seed"], progress=progress)
 
 
 def length_ladder_data(cfg: dict, work_dir: Path, progress: bool = True) -> dict[str, Tensor]:

@@ -212,3 +212,62 @@ def eye_size_response(clip: ClipModel, heads: int = 8, scales=EYE_STEPS, resolut
         img = G.label_image(ws, cams, resolution, eye_scale=torch.full((len(ws),), float(s)))[1]["image"].clamp(-1, 1)
         _record_p_first(out, "p_big", clip, img, texts)
     return out
+
+
+#: channel levels of the RGB grid on which ``colour_response`` reads a model (5^3 colours, plus each palette colour)
+COLOUR_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@torch.no_grad()
+def colour_response(clip: ClipModel, heads: int = 4, levels=COLOUR_LEVELS, resolution: int = 64,
+                    parts: tuple[str, ...] | None = None) -> dict:
+    """Where a model puts each colour class: held-out heads (seeds from EVAL_SEED_BASE + 70000), frontal view, with
+    one part's colour set to every colour of a ``levels``^3 RGB grid and to each of the part's palette colours. Per
+    class ("a face with red hair", ``ZERO_SHOT_TEMPLATES``), averaged over the heads: the grid colour of the highest
+    cosine and its distance from the palette colour, the palette colour's rank by cosine among all the colours
+    tried (1 = the peak), and the same for the zero-shot probability among the part's classes. A guide whose peak
+    lies off the palette pulls an edit there (``hair_red``'s magenta-leaning red). ``parts``: default every colour
+    part (``COLOR_PARTS``)."""
+    import itertools
+
+    from .data import latents
+    from .world import _SLOT, COLOR_PARTS, COLOR_ROWS, PALETTES, SyntheticHeads
+    dev = clip.mean.device
+    G = SyntheticHeads().to(dev)
+    ws = latents(G, range(EVAL_SEED_BASE + 70_000, EVAL_SEED_BASE + 70_000 + heads)).to(dev)
+    cams = G.camera(torch.zeros(heads), torch.zeros(heads)).to(ws)
+    code = G.decode_code(ws[:, COLOR_ROWS].mean(1))
+    grid = torch.tensor(list(itertools.product(levels, repeat=3)), dtype=torch.float32)
+    out = {"heads": heads, "grid_levels": list(levels), "classes": {}}
+    for part in parts or COLOR_PARTS:
+        pal = torch.tensor(list(PALETTES[part].values()))
+        colours = torch.cat([grid, pal])  # [C, 3]
+        txt = clip.encode_text([ZERO_SHOT_TEMPLATES[part].format(c) for c in ATTRIBUTES[part]], normalize=True)
+        cos = []
+        for col in colours:
+            a = code.clone()
+            a[:, _SLOT[part]] = col.to(a)
+            w = ws.clone()
+            w[:, COLOR_ROWS] = G.encode(a).unsqueeze(1)
+            img = G.render_field(G.field(w), w, cams, resolution,
+                                 generator=torch.Generator(device=dev).manual_seed(0))["image"].clamp(-1, 1)
+            cos.append(clip.encode_image(img, normalize=True) @ txt.T)  # [heads, K]
+        cos = torch.stack(cos)  # [C, heads, K]
+        p = (clip.model.logit_scale.exp() * cos).softmax(-1).mean(1)  # [C, K]
+        cos = cos.mean(1)
+        for k, name in enumerate(ATTRIBUTES[part]):
+            own = len(grid) + k
+            row = {}
+            for key, score in (("cos", cos[:, k]), ("p", p[:, k])):
+                peak = int(score.argmax())
+                row[f"peak_by_{key}"] = [round(v, 3) for v in colours[peak].tolist()]
+                row[f"peak_by_{key}_distance"] = round(float((colours[peak] - pal[k]).norm()), 3)
+                row[f"palette_rank_by_{key}"] = int((score > score[own]).sum()) + 1
+                row[f"palette_{key}"] = round(float(score[own]), 4)
+                row[f"peak_{key}"] = round(float(score[peak]), 4)
+            out["classes"][f"{name} {part}"] = row
+    out["colours_tried"] = len(grid) + 1
+    dist = torch.tensor([r["peak_by_cos_distance"] for r in out["classes"].values()])
+    out["median_peak_by_cos_distance"] = round(float(dist.median()), 3)
+    out["palette_is_cos_peak_or_next"] = sum(r["palette_rank_by_cos"] <= 2 for r in out["classes"].values())
+    return out

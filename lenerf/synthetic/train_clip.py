@@ -23,8 +23,8 @@ from ..clip.models import MINICLIPS, TOKEN_FILE, TOKEN_KEY, _wrap, miniclip_mode
 from ..clip.relevance import encode_with_last_attention
 from ..training_state import TrainingState
 from .data import (ATTR_KEYS, BIG_EYES, EYE_SIZES, MAX_EYE_SCALE, TRAIN_SEED_BASE, clip_training_data,
-                   length_ladder_data, random_affine, to_float)
-from .world import ATTRIBUTES
+                   color_ladder_data, length_ladder_data, random_affine, to_float)
+from .world import ATTRIBUTES, COLOR_PARTS
 
 MODEL_CFG = {
     "embed_dim": 96,
@@ -66,6 +66,13 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # the graded term it asks for an order between lengths of the same head, so it has a gradient where the
           # graded term has none (short hair, p(long) and the length both near 0) (0 = off)
           "length_rank": 0.0, "ladder_heads": 400, "ladder_rungs": 4, "ladder_batch": 6,
+          # weight of a colour-ranking term: `ladder_heads` training heads, each from one camera at `ladder_rungs`
+          # colourings drifting away from its palette colours (data.make_color_ladder); every step `ladder_batch` of
+          # them, and for every part the logistic loss of each pair of rungs where the image further from the
+          # head's own colour scores its own colour class higher (the logit of "a face with red hair"). Without it
+          # "red hair" peaks wherever the contrastive loss leaves it, off the palette (session 25's MiniCLIP-color:
+          # at (1, 0, 0.4), a magenta red; an edit goes there) (0 = off)
+          "color_rank": 0.0,
           # this share of the training heads get eyes scaled by U(1, 1.7) (data.MAX_EYE_SCALE), which no latent of the
           # world can do, and captions may name the eye size ("big" iff > 1.35, else "small"); 0 = off
           "eye_jitter": 0.0,
@@ -138,6 +145,36 @@ _EYE_TEXTS = [f"a face with {n} {c}eyes" for n in ("big", "small")
               for c in ("",) + tuple(c + " " for c in ATTRIBUTES["eyes"])]
 
 
+# the colour-ranking term's texts: every colour class of every part, part after part (COLOR_PARTS order)
+_COLOR_TEXTS = ["a face with " + phrase_for(p, {p: c}, 1 if p == "hair" else 0)[0]  # hair: "{hair} hair"
+                for p in COLOR_PARTS for c in ATTRIBUTES[p]]
+_COLOR_OFFSETS = np.cumsum([0] + [len(ATTRIBUTES[p]) for p in COLOR_PARTS]).tolist()
+
+
+def color_rank_loss(logits: torch.Tensor, classes: torch.Tensor, shifts: torch.Tensor, min_gap: float = 0.02
+                    ) -> torch.Tensor:
+    """logits [H * rungs, T] of the images of H colour ladders (rungs of a head consecutive) against
+    ``_COLOR_TEXTS``, classes [H, 5] the heads' own colour classes, shifts [H, rungs, 5] each part's distance from
+    its own colour -> the mean over parts of softplus(s_far - s_near), s the logit of the head's own colour text,
+    over every pair of rungs whose shifts differ by more than ``min_gap``. The raw logit, not its softmax among the
+    part's colours: a drifted image may score lower on every colour text, where a lower softmax share would have
+    to go to another colour, against the contrastive loss that calls colours up to 0.3 off the palette by their
+    nearest palette colour (with both, a first model's zero-shot accuracy fell to 0.50-0.64 on four parts)."""
+    h, rungs = shifts.shape[:2]
+    i, j = torch.triu_indices(rungs, rungs, 1)
+    rows = torch.arange(h * rungs)
+    loss = 0.0
+    for k in range(len(COLOR_PARTS)):
+        part = logits[:, _COLOR_OFFSETS[k]:_COLOR_OFFSETS[k + 1]]
+        own = classes[:, k].repeat_interleave(rungs)
+        gap = shifts[:, j, k] - shifts[:, i, k]  # [H, pairs]; > 0: rung j is further off
+        sign = torch.sign(gap) * (gap.abs() > min_gap)
+        d = part[rows, own].reshape(h, rungs)
+        pair = F.softplus(sign * (d[:, j] - d[:, i]))
+        loss = loss + (pair * sign.abs()).sum() / sign.abs().sum().clamp_min(1)
+    return loss / len(COLOR_PARTS)
+
+
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
     """logits [N, 2K] of each image against ``_LENGTH_TEXTS`` (K long, then K short), lengths [N] in [0, 1],
     hair [N] colour classes -> the mean binary cross-entropy of p(long) = sigmoid(long - short) against the length,
@@ -199,6 +236,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
     data_ft = clip_training_data({**cfg, "color_jitter": cfg["finetune_jitter"]}, work_dir, progress) \
         if cfg["finetune_steps"] else None
     ladder = length_ladder_data(cfg, work_dir, progress) if cfg["length_rank"] else None
+    cladder = color_ladder_data(cfg, work_dir, progress) if cfg["color_rank"] else None
     if cfg["eye_jitter"]:  # the eye-size class as an extra attribute column (EYE_KEYS), once per phase's renders
         for phase in (data, data_ft):
             if phase is not None:
@@ -249,10 +287,16 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
             lx = to_float(ladder["images"][lid])  # [H, rungs, 3, R, R]
             lx = random_affine(lx.flatten(1, 2), gen).reshape(lx.shape).flatten(0, 1)
             x = torch.cat([x, lx])
+        if cladder is not None:  # the same for the colour ladders
+            cid = torch.randint(0, len(cladder["images"]), (cfg["ladder_batch"],), generator=gen)
+            cx = to_float(cladder["images"][cid])
+            cx = random_affine(cx.flatten(1, 2), gen).reshape(cx.shape).flatten(0, 1)
+            x = torch.cat([x, cx])
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])
         length_texts = _LENGTH_TEXTS if cfg["graded_length"] or cfg["length_rank"] else []
-        texts = [t for t, _ in caps] + length_texts + (_EYE_TEXTS if cfg["graded_eyes"] else [])
+        eye_texts = _EYE_TEXTS if cfg["graded_eyes"] else []
+        texts = [t for t, _ in caps] + length_texts + eye_texts + (_COLOR_TEXTS if cladder is not None else [])
         if cfg["attention_entropy"]:
             feats, probs = encode_with_last_attention(model.visual, clip.preprocess(x), leaf=False)
             cls = probs[:, :, 0].clamp_min(1e-12)
@@ -264,7 +308,13 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         scale = model.logit_scale.exp()
         n_caps = len(caps)
         n_img = len(idx)
-        n_len = n_caps + len(length_texts)  # the length texts are txt[n_caps:n_len], the eye texts txt[n_len:]
+        n_len = n_caps + len(length_texts)  # the length texts are txt[n_caps:n_len], the eye texts after them,
+        n_eye = n_len + len(eye_texts)  # the colour texts txt[n_eye:]
+        if cladder is not None:
+            n_col = cfg["ladder_batch"] * cfg["ladder_rungs"]
+            loss_color = color_rank_loss(scale * img[-n_col:] @ txt[n_eye:].T, cladder["classes"][cid],
+                                         cladder["shifts"][cid])
+            img = img[:-n_col]
         if ladder is not None:
             loss_rank = length_rank_loss(scale * img[n_img:] @ txt[n_caps:n_len].T, ladder["hair"][lid],
                                          cfg["ladder_rungs"])
@@ -272,6 +322,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         loss = multi_positive_loss(scale * img @ txt[:n_caps].T, pos) - cfg["attention_entropy"] * entropy
         if ladder is not None:
             loss = loss + cfg["length_rank"] * loss_rank
+        if cladder is not None:
+            loss = loss + cfg["color_rank"] * loss_color
         if cfg["graded_length"]:
             # hair-length codes (renders cached before they were stored: the class, 0 or 1)
             lengths = (phase["hair_length"] if "hair_length" in phase
@@ -280,7 +332,7 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                                                                      attrs[idx, ATTR_KEYS.index("hair")])
         if cfg["graded_eyes"]:  # the same BCE, for the eye size (scale 1 -> 0, MAX_EYE_SCALE -> 1)
             sizes = (phase["eye_scale"][idx] - 1) / (MAX_EYE_SCALE - 1)
-            loss = loss + cfg["graded_eyes"] * graded_length_loss(scale * img @ txt[n_len:].T, sizes,
+            loss = loss + cfg["graded_eyes"] * graded_length_loss(scale * img @ txt[n_len:n_eye].T, sizes,
                                                                    attrs[idx, ATTR_KEYS.index("eyes")])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -325,6 +377,8 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
                        f"{BIG_EYES:g})" if cfg.get("eye_jitter") else "")
                     + (f"; {cfg['ladder_heads']} of the heads also at {cfg['ladder_rungs']} growing hair lengths "
                        "for the length-ranking term" if cfg.get("length_rank") else "")
+                    + (f"; {cfg['ladder_heads']} of the heads also at {cfg['ladder_rungs']} colourings drifting off "
+                       "their palette colours for the colour-ranking term" if cfg.get("color_rank") else "")
                     + (f"; then {cfg['finetune_steps']} steps on the same heads with colours moved off the palette by "
                        f"up to {cfg['finetune_jitter']:g}" if cfg["finetune_steps"] else ""),
             "wall_time_s": {"render_data": round(t_data, 1), "total_train_incl_data": round(t_train, 1)},

@@ -321,6 +321,15 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         out[:, COLOR_ROWS] = self.encode(a).unsqueeze(1)
         return out
 
+    def with_colors(self, ws: Tensor, colors: dict[str, Tensor]) -> Tensor:
+        """ws [N, 14, 32] with the colours of the parts in ``colors`` (part -> [N, 3] in [0, 1]) set."""
+        a = self.decode_code(ws[:, COLOR_ROWS].mean(1))
+        for p, c in colors.items():
+            a[:, _SLOT[p]] = c.to(a)
+        out = ws.clone()
+        out[:, COLOR_ROWS] = self.encode(a).unsqueeze(1)
+        return out
+
     def with_hair_length(self, ws: Tensor, h: Tensor) -> Tensor:
         """ws [N, 14, 32] with the hair-length code set to h [N] (0 = short, 1 = long; the world's latents only
         hold 0 or 1, values between grow the hair down gradually; class "long" iff h > 0.5)."""
