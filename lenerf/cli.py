@@ -346,8 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--texture-only", dest="texture_only", action="store_true", default=None)
     t.add_argument("--geometry", dest="texture_only", action="store_false", help="let the edit change geometry")
     t.add_argument("--clip", default=None,
-                   help="'miniclip' (default), 'miniclip-length', 'miniclip-color', a MiniCLIP folder or an open_clip "
-                        "model name")
+                   help="'miniclip' (default), a shipped MiniCLIP ('miniclip-length', 'miniclip-color', "
+                        "'miniclip-palette', 'miniclip-eyes'), a MiniCLIP folder or an open_clip model name")
     t.add_argument("--edit-clip", default=None,
                    help="another CLIP for the mapper's loss only (the masks still come from --clip)")
     t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")

@@ -23,13 +23,16 @@ ROOT = Path(__file__).resolve().parents[2]
 MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
 #: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it),
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
-#: hair" rises with the length: hair_long is trained against it; README and docs/synthetic-world.md) and
-#: "miniclip-color" (trained on colours moved off the palette: it guides the mappers of the colour edits, eyes_blue,
-#: hair_red and lips_green, and of new edits trained in the app, not their masks) and
+#: hair" rises with the length: hair_long is trained against it; README and docs/synthetic-world.md),
+#: "miniclip-color" (trained on colours moved off the palette: it guides the mappers of the colour edits eyes_blue and
+#: lips_green, and of new edits trained in the app, not their masks),
+#: "miniclip-palette" (miniclip-color's data with a colour-ranking term, so that each colour text scores its palette
+#: colour above colours further off it: "red hair" peaks at a red, not at a magenta; it guides hair_red's mapper) and
 #: "miniclip-eyes" (trained also on heads with enlarged eyes, which no latent reaches: "big eyes" rises with the eye
 #: size; it guides eyes_big's deformation network)
 MINICLIPS = {"miniclip": MINICLIP_DIR, "miniclip-length": ROOT / "checkpoints" / "miniclip_length",
              "miniclip-color": ROOT / "checkpoints" / "miniclip_color",
+             "miniclip-palette": ROOT / "checkpoints" / "miniclip_palette",
              "miniclip-eyes": ROOT / "checkpoints" / "miniclip_eyes"}
 #: a MiniCLIP's 49408 x 96 token table is never trained (it stays at the seeded init of ``train-clip``), so every
 #: MiniCLIP trained from the same seed holds the same table: the shipped ones share this one file (9.5 MB) instead of
@@ -162,9 +165,9 @@ def _wrap(model, tokenizer, name: str) -> ClipModel:
 
 
 def load_clip(name: str = "miniclip", pretrained: str | None = None, device: str | None = None) -> ClipModel:
-    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length', 'miniclip-color', 'miniclip-eyes':
-    :data:`MINICLIPS`), a folder holding open_clip_config.json + model.safetensors, or an open_clip model name such
-    as 'ViT-B-32' with ``pretrained`` ('openai', a local file, or None for random weights)."""
+    """``name``: a shipped MiniCLIP ('miniclip', 'miniclip-length', 'miniclip-color', 'miniclip-palette',
+    'miniclip-eyes': :data:`MINICLIPS`), a folder holding open_clip_config.json + model.safetensors, or an open_clip
+    model name such as 'ViT-B-32' with ``pretrained`` ('openai', a local file, or None for random weights)."""
     folder = MINICLIPS.get(name, Path(name))
     if name in MINICLIPS or folder.is_dir():
         cfg_path, weights = folder / "open_clip_config.json", folder / "model.safetensors"

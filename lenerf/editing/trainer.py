@@ -46,7 +46,7 @@ class EditConfig:
     clip_pretrained: str | None = None
     #: the CLIP of the mapper's loss when it is not ``clip`` (None: ``clip`` guides both). ``clip`` always gives the
     #: relevance maps (the 3D mask's pseudo-labels); a model whose maps are poor but which tells colours apart well
-    #: can guide the mapper alone (the colour edits: "miniclip-color"; docs/editing.md)
+    #: can guide the mapper alone (the colour edits: "miniclip-color", hair_red "miniclip-palette"; docs/editing.md)
     edit_clip: str | None = None
     extra_edit_prompts: list[str] = field(default_factory=list)
     source_prompts: list[str] = field(default_factory=lambda: ["a face"])

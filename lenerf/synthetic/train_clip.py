@@ -84,9 +84,11 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
 #: --preset NAME`` and ``rebuild-all`` use them. "miniclip-length" learns in-between hair lengths
 #: (docs/synthetic-world.md; hair_long is trained against it, every texture edit against "miniclip"); "miniclip-color"
 #: learns colours between the palette entries (its relevance maps are worse: it guides the colour edits' mappers
-#: only)
+#: only); "miniclip-palette" adds the colour-ranking term, so that a colour text peaks at its palette colour (it
+#: guides hair_red's mapper)
 SHIPPED = {"miniclip": {}, "miniclip-length": {"length_jitter": 0.5, "graded_length": 0.3, "length_rank": 0.3},
            "miniclip-color": {"color_jitter": 0.3, "steps": 2500},
+           "miniclip-palette": {"color_jitter": 0.3, "steps": 2500, "color_rank": 0.3},
            "miniclip-eyes": {"eye_jitter": 0.5, "graded_eyes": 0.3}}
 
 # phrase templates per attribute group; hair can mention colour, length or both
