@@ -1,6 +1,8 @@
-"""Held-out evaluation of MiniCLIP: zero-shot attribute accuracy, text->image retrieval, relevance-map IoU."""
+"""Held-out evaluation of MiniCLIP: zero-shot attribute accuracy, text->image retrieval, relevance-map IoU, and how
+it reads hair lengths, eye sizes and colours off the palette (where each colour text peaks)."""
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -228,15 +230,12 @@ def colour_response(clip: ClipModel, heads: int = 4, levels=COLOUR_LEVELS, resol
     tried (1 = the peak), and the same for the zero-shot probability among the part's classes. A guide whose peak
     lies off the palette pulls an edit there (``hair_red``'s magenta-leaning red). ``parts``: default every colour
     part (``COLOR_PARTS``)."""
-    import itertools
-
     from .data import latents
-    from .world import _SLOT, COLOR_PARTS, COLOR_ROWS, PALETTES, SyntheticHeads
+    from .world import COLOR_PARTS, PALETTES, SyntheticHeads
     dev = clip.mean.device
     G = SyntheticHeads().to(dev)
     ws = latents(G, range(EVAL_SEED_BASE + 70_000, EVAL_SEED_BASE + 70_000 + heads)).to(dev)
     cams = G.camera(torch.zeros(heads), torch.zeros(heads)).to(ws)
-    code = G.decode_code(ws[:, COLOR_ROWS].mean(1))
     grid = torch.tensor(list(itertools.product(levels, repeat=3)), dtype=torch.float32)
     out = {"heads": heads, "grid_levels": list(levels), "classes": {}}
     for part in parts or COLOR_PARTS:
@@ -245,10 +244,7 @@ def colour_response(clip: ClipModel, heads: int = 4, levels=COLOUR_LEVELS, resol
         txt = clip.encode_text([ZERO_SHOT_TEMPLATES[part].format(c) for c in ATTRIBUTES[part]], normalize=True)
         cos = []
         for col in colours:
-            a = code.clone()
-            a[:, _SLOT[part]] = col.to(a)
-            w = ws.clone()
-            w[:, COLOR_ROWS] = G.encode(a).unsqueeze(1)
+            w = G.with_colors(ws, {part: col.to(ws).expand(heads, 3)})
             img = G.render_field(G.field(w), w, cams, resolution,
                                  generator=torch.Generator(device=dev).manual_seed(0))["image"].clamp(-1, 1)
             cos.append(clip.encode_image(img, normalize=True) @ txt.T)  # [heads, K]
