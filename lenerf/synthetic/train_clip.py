@@ -70,8 +70,8 @@ CONFIG = {"seed": 0, "heads": 1000, "views": 4, "eval_heads": 160, "eval_views":
           # colourings drifting away from its palette colours (data.make_color_ladder); every step `ladder_batch` of
           # them, and for every part the logistic loss of each pair of rungs where the image further from the
           # head's own colour scores its own colour class higher (the logit of "a face with red hair"). Without it
-          # "red hair" peaks wherever the contrastive loss leaves it, off the palette (session 25's MiniCLIP-color:
-          # at (1, 0, 0.4), a magenta red; an edit goes there) (0 = off)
+          # "red hair" peaks wherever the contrastive loss leaves it, off the palette (MiniCLIP-color, `eval-clip
+          # --colours`: at (1.0, 0.0, 0.5), a magenta red; an edit goes there) (0 = off)
           "color_rank": 0.0,
           # this share of the training heads get eyes scaled by U(1, 1.7) (data.MAX_EYE_SCALE), which no latent of the
           # world can do, and captions may name the eye size ("big" iff > 1.35, else "small"); 0 = off
@@ -175,6 +175,15 @@ def color_rank_loss(logits: torch.Tensor, classes: torch.Tensor, shifts: torch.T
         pair = F.softplus(sign * (d[:, j] - d[:, i]))
         loss = loss + (pair * sign.abs()).sum() / sign.abs().sum().clamp_min(1)
     return loss / len(COLOR_PARTS)
+
+
+def _ladder_batch(ladders: torch.Tensor, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` random ladders of uint8 images [L, rungs, 3, R, R] -> their indices [n] and float images [n * rungs, 3,
+    R, R], rungs of a ladder consecutive, with one random affine per ladder for all its rungs (a zoom moves the
+    hair's lower edge more than a length rung does)."""
+    ids = torch.randint(0, len(ladders), (n,), generator=gen)
+    x = to_float(ladders[ids])
+    return ids, random_affine(x.flatten(1, 2), gen).reshape(x.shape).flatten(0, 1)
 
 
 def graded_length_loss(logits: torch.Tensor, lengths: torch.Tensor, hair: torch.Tensor) -> torch.Tensor:
@@ -284,15 +293,10 @@ def train_clip(out_dir: str | Path = "checkpoints/miniclip", work_dir: str | Pat
         idx = torch.randint(0, len(images), (cfg["batch"],), generator=gen)
         x = random_affine(to_float(images[idx]), gen)
         if ladder is not None:
-            # one affine per head for all its rungs (a zoom moves the hair's lower edge more than a rung does)
-            lid = torch.randint(0, len(ladder["images"]), (cfg["ladder_batch"],), generator=gen)
-            lx = to_float(ladder["images"][lid])  # [H, rungs, 3, R, R]
-            lx = random_affine(lx.flatten(1, 2), gen).reshape(lx.shape).flatten(0, 1)
+            lid, lx = _ladder_batch(ladder["images"], cfg["ladder_batch"], gen)
             x = torch.cat([x, lx])
-        if cladder is not None:  # the same for the colour ladders
-            cid = torch.randint(0, len(cladder["images"]), (cfg["ladder_batch"],), generator=gen)
-            cx = to_float(cladder["images"][cid])
-            cx = random_affine(cx.flatten(1, 2), gen).reshape(cx.shape).flatten(0, 1)
+        if cladder is not None:
+            cid, cx = _ladder_batch(cladder["images"], cfg["ladder_batch"], gen)
             x = torch.cat([x, cx])
         caps = [sample_caption(attrs[i], rng) for i in idx.tolist()]
         pos = positives(attrs[idx], [c for _, c in caps])

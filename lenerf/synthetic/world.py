@@ -314,12 +314,9 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
         n = ws.shape[0]
         a = self.decode_code(ws[:, COLOR_ROWS].mean(1))
         s = torch.rand(n, 1, generator=generator).to(ws) * amount
-        for p in COLOR_PARTS:
-            noise = (torch.rand(n, 3, generator=generator).to(ws) * 2 - 1) * s
-            a[:, _SLOT[p]] = (a[:, _SLOT[p]] + noise).clamp(0, 1)
-        out = ws.clone()
-        out[:, COLOR_ROWS] = self.encode(a).unsqueeze(1)
-        return out
+        moved = {p: (a[:, _SLOT[p]] + (torch.rand(n, 3, generator=generator).to(ws) * 2 - 1) * s).clamp(0, 1)
+                 for p in COLOR_PARTS}
+        return self.with_colors(ws, moved)
 
     def with_colors(self, ws: Tensor, colors: dict[str, Tensor]) -> Tensor:
         """ws [N, 14, 32] with the colours of the parts in ``colors`` (part -> [N, 3] in [0, 1]) set."""
