@@ -80,6 +80,10 @@ class Generator(nn.Module):
     fov_deg: float = 18.837
     #: truncation psi used when the user does not choose one
     default_truncation: float = 0.7
+    #: RGB in [0, 1] that images made for people (the app, ``lenerf edit``/``render``) show where rays hit nothing
+    #: (:func:`lenerf.media.over_background`); None leaves such pixels black, as EG3D renders them. Renders used
+    #: for training and evaluation are never filled.
+    display_background: tuple[float, float, float] | None = None
 
     # --- to implement -------------------------------------------------------------------------------------
     def mapping(self, z: Tensor, c: Tensor, truncation_psi: float = 1.0,

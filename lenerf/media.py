@@ -20,6 +20,19 @@ def to_uint8(image: Tensor) -> np.ndarray:
     return x.permute(1, 2, 0).numpy()
 
 
+def over_background(image: Tensor, opacity: Tensor, colour: tuple[float, float, float] | None) -> Tensor:
+    """image [N, 3, H, W] in [-1, 1] composited over a flat ``colour`` (RGB in [0, 1]) by the render's opacity
+    [N, 1, R, R] in [0, 1] (resized bilinearly to H x W; bilinear resizing is linear, so this equals filling the raw
+    render before it was resized). ``colour`` None returns ``image`` unchanged."""
+    if colour is None:
+        return image
+    if opacity.shape[-2:] != image.shape[-2:]:
+        opacity = torch.nn.functional.interpolate(opacity.to(image.dtype), size=image.shape[-2:], mode="bilinear",
+                                                  align_corners=False, antialias=opacity.shape[-1] > image.shape[-1])
+    bg = torch.tensor(colour, device=image.device, dtype=image.dtype).reshape(1, 3, 1, 1)
+    return image + 2 * (1 - opacity.clamp(0, 1)) * bg
+
+
 def depth_to_uint8(depth: Tensor, opacity: Tensor | None = None) -> np.ndarray:
     """Depth [1, H, W] (or [1, 1, H, W]) -> HxWx3 uint8: near = bright, background (opacity < 0.5) black."""
     d = depth.detach().float().cpu().reshape(depth.shape[-2:])

@@ -12,7 +12,7 @@ from torch import Tensor
 from .cameras import turntable
 from .errors import InputError
 from .generator import Generator, Preset
-from .media import depth_to_uint8, mask_overlay, side_by_side, to_uint8
+from .media import depth_to_uint8, mask_overlay, over_background, side_by_side, to_uint8
 
 
 def latent_from_seed(G: Generator, seed: int, truncation_psi: float | None = None,
@@ -46,7 +46,12 @@ def render_view(G: Generator, ws: Tensor, yaw: float = 0.0, pitch: float = 0.0, 
     with torch.no_grad():
         field = field if field is not None else G.field(ws)
         out = G.render_field(field, ws, G.camera(yaw, pitch).to(dev), preset=preset, generator=gen)
-    return View(to_uint8(out["image"]), depth_to_uint8(out["image_depth"], out["image_opacity"]), out)
+    return _view(G, out)
+
+
+def _view(G: Generator, out: dict[str, Tensor]) -> View:
+    image = over_background(out["image"], out["image_opacity"], G.display_background)
+    return View(to_uint8(image), depth_to_uint8(out["image_depth"], out["image_opacity"]), out)
 
 
 def render_turntable(G: Generator, ws: Tensor, frames: int = 48, preset: str | Preset = "preview",
@@ -61,7 +66,7 @@ def render_turntable(G: Generator, ws: Tensor, frames: int = 48, preset: str | P
         for k in range(frames):
             gen = torch.Generator(device=ws.device).manual_seed(seed + k)
             out = G.render_field(field, ws, cams[k:k + 1].to(ws.device), preset=preset, generator=gen)
-            views.append(View(to_uint8(out["image"]), depth_to_uint8(out["image_depth"], out["image_opacity"]), out))
+            views.append(_view(G, out))
             if progress:
                 progress(k + 1, frames)
     return views
@@ -86,8 +91,9 @@ def _edit_view(editor, ws: Tensor, c: Tensor, preset, seed: int, strengths) -> E
     with torch.no_grad():
         r = editor.render(ws, c.to(ws.device), preset=preset, strengths=strengths,
                           generator=torch.Generator(device=ws.device).manual_seed(seed))
-    src = to_uint8(r.source)
-    return EditView(src, to_uint8(r.edited), mask_overlay(src, r.mask[0, 0]),
+    bg = editor.G.display_background
+    src = to_uint8(over_background(r.source, r.opacity, bg))
+    return EditView(src, to_uint8(over_background(r.edited, r.edited_opacity, bg)), mask_overlay(src, r.mask[0, 0]),
                     r.mask[0, 0].float().cpu().numpy())
 
 

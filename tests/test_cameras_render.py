@@ -11,6 +11,7 @@ import torch
 from lenerf import cameras
 from lenerf.errors import InputError
 from lenerf.fields import BlendedField
+from lenerf.media import over_background, to_uint8
 from lenerf.pipeline import latent_from_seed, render_turntable, render_view
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,6 +64,22 @@ def test_preview_preset_is_cheaper_and_close_to_full_raw(tiny_G, tiny_golden):
     full_raw = render_view(tiny_G, ws, 0.2, 0.0, preset="full").raw["image_raw"]
     # same scene, fewer samples: the raw renders agree closely
     assert (v.raw["image_raw"] - full_raw).abs().mean() < 0.02
+    # EG3D shows empty rays black, as the official renders: its people-facing image is the render itself
+    assert tiny_G.display_background is None
+    assert np.array_equal(v.image, to_uint8(v.raw["image"]))
+
+
+def test_over_background_composites_by_opacity_and_commutes_with_resizing():
+    g = torch.Generator().manual_seed(0)
+    c01, op = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 1, 16, 16, generator=g)
+    image = 2 * op * c01 - 1  # a render in [-1, 1]: colour carried by the ray weights, -1 (black) where they are 0
+    colour = (0.2, 0.5, 0.9)
+    bg = torch.tensor(colour).reshape(1, 3, 1, 1)
+    assert torch.allclose(over_background(image, op, colour), 2 * (op * c01 + (1 - op) * bg) - 1, atol=1e-6)
+    assert over_background(image, op, None) is image
+    # filling the raw render then resizing == resizing then filling with the opacity resized
+    up = lambda t: torch.nn.functional.interpolate(t, size=(40, 40), mode="bilinear", align_corners=False)  # noqa
+    assert torch.allclose(up(over_background(image, op, colour)), over_background(up(image), op, colour), atol=1e-5)
 
 
 def test_blended_field_endpoints(tiny_G, tiny_golden):

@@ -103,6 +103,31 @@ def test_view_consistency_and_background(G):
     assert torch.isfinite(b).all() and b.abs().max() <= 1.0
 
 
+def test_images_for_people_show_the_backdrop_where_rays_pass_beside_the_bowl(G):
+    """From yaw ~0.3 on, corner rays miss the backdrop bowl and render black; the app's and the CLI's images fill
+    them with the backdrop colour, by opacity, while the render itself (what training and evaluation see) is kept."""
+    from lenerf.editing import LocalEditor, load_edit
+    from lenerf.media import to_uint8
+    from lenerf.pipeline import render_edit
+    from lenerf.synthetic.world import BACKDROP
+
+    ws = latent_from_seed(G, 4)
+    v = render_view(G, ws, 0.5, -0.2, preset="preview")
+    op = torch.nn.functional.interpolate(v.raw["image_opacity"], size=v.image.shape[:2], mode="bilinear")[0, 0]
+    empty, solid = (op < 0.01).numpy(), (op > 0.999).numpy()
+    assert empty.mean() > 0.03  # the corners really miss the bowl at this camera
+    raw = to_uint8(v.raw["image"])
+    assert raw[empty].max() <= 3  # ... and render black
+    backdrop = np.round(np.array(BACKDROP) * 255)
+    assert np.abs(v.image[empty] - backdrop).max() <= 1  # shown as the backdrop
+    assert np.abs(v.image[solid].astype(int) - raw[solid]).max() <= 1  # opaque pixels untouched (rounding)
+    # the edit views fill the source and the edited image by their own opacity (a deformation edit: its own render)
+    editor = LocalEditor(G, [load_edit("checkpoints/edits/hair_long")[0]])
+    e = render_edit(editor, ws, 0.5, -0.2)
+    for img in (e.source, e.edited):
+        assert np.abs(img[empty].astype(int) - backdrop).max() <= 1
+
+
 def test_captions_are_consistent():
     import random
     attrs = {"skin": "tan", "eyes": "blue", "hair": "red", "hair_length": "long", "lips": "pink", "nose": "yellow"}

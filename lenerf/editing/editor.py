@@ -191,7 +191,8 @@ class Edit:
 
 @dataclass
 class EditResult:
-    """Images [N, 3, H, W] in [-1, 1]; raw renders [N, 3, R, R]; mask [N, 1, R, R] in [0, 1]."""
+    """Images [N, 3, H, W] in [-1, 1]; raw renders [N, 3, R, R]; mask [N, 1, R, R] in [0, 1]; ``opacity`` and
+    ``edited_opacity`` [N, 1, R, R] in [0, 1] (the source's and the edited render's accumulated ray weights)."""
 
     source: Tensor
     edited: Tensor
@@ -204,6 +205,7 @@ class EditResult:
     #: the edited render's every channel [N, C, R, R] (C = the field's colour channels; the synthetic world's carry
     #: the part memberships after RGB, so the edited head's part labels are known)
     edited_features: Tensor | None = None
+    edited_opacity: Tensor | None = None
 
 
 def _same_part(a: Edit, b: Edit) -> bool:
@@ -291,11 +293,12 @@ class LocalEditor:
         fast = fast and all(e.texture_only and e.modules.deformation is None for e in self.edits)
         src = render(src_field, origins, dirs, settings, generator=generator, chunk_points=chunk_points,
                      return_samples=True, capture_features=fast)
-        if fast:
+        if fast:  # densities unchanged: the edited render's opacity is the source's
             edited_colors, masks = self._blend_weighted_samples(src, src_field, layers, origins, dirs, settings)
+            edited_opacity = src.weights_sum
         else:
-            edited_colors = render(field, origins, dirs, settings, depths=src.sample_depths,
-                                   chunk_points=chunk_points).colors
+            edited = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points)
+            edited_colors, edited_opacity = edited.colors, edited.weights_sum
             masks = [torch.cat(layer.masks, 1) for layer in layers]
         # union of the edits' masks, each volume-rendered with the source weights
         mask = torch.zeros_like(src.weights_sum)
@@ -311,7 +314,7 @@ class LocalEditor:
             target = G.render_field(G.field(wt), wt, c, preset=p, generator=generator)["image"]
         to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
         return EditResult(s_img, e_img, to_img(mask), s_feat[:, :3], e_feat[:, :3], target, to_img(src.depth),
-                          to_img(src.weights_sum), e_feat)
+                          to_img(src.weights_sum), e_feat, to_img(edited_opacity))
 
     @staticmethod
     def _blend_weighted_samples(src, src_field, layers, origins, dirs, settings):

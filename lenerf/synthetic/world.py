@@ -239,6 +239,8 @@ class SyntheticHeads(Generator, PyTorchModelHubMixin, library_name="lenerf", tag
 
     z_dim, c_dim, w_dim, num_ws = 32, 25, W_DIM, NUM_WS
     default_truncation = 1.0  # truncation would blend attribute colours
+    #: rays that pass beside the backdrop bowl (image corners from yaw ~0.3 on) show its colour in the app
+    display_background = BACKDROP
 
     def __init__(self, neural_rendering_resolution: int = 64, depth_resolution: int = 24,
                  depth_resolution_importance: int = 24, img_resolution: int = 128, seed: int = 1234):
