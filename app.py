@@ -44,6 +44,16 @@ STACK_HINT = ("Edits of the same part combine, in either order: red hair and lon
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
 
 
+def _mask_hint(S) -> str:
+    """Under the mask prompt: which parts reuse a shipped texture recipe's mask (Studio.part_masks, README)."""
+    parts = S.part_masks("synthetic")
+    if not parts:
+        return "A new edit's mask is learnt from CLIP's relevance maps for this prompt"
+    named = ", ".join(f"'{p}' ({r})" for p, r in parts.items())
+    return (f"Synthetic world: {named} reuse that recipe's mask settings (tighter masks, measured); "
+            "other parts learn theirs with the defaults")
+
+
 def _ui_errors(fn):
     """Show user errors as a message and bugs as a short note (the traceback goes to the server log only)."""
     def convert(e: Exception) -> gr.Error:
@@ -258,7 +268,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                 with gr.Column():
                     recipe = gr.Dropdown(choices=[CUSTOM, *S.recipes(default_generator)], value=CUSTOM,
                                          label="Recipe", elem_id="recipe")
-                    mask_prompt = gr.Textbox(label="Where to edit (mask prompt)", placeholder="eyes", max_lines=1)
+                    mask_prompt = gr.Textbox(label="Where to edit (mask prompt)", placeholder="eyes", max_lines=1,
+                                             info=_mask_hint(S))
                     edit_prompt = gr.Textbox(label="What to do (edit prompt)", placeholder="a face with blue eyes",
                                              max_lines=1)
                     with gr.Accordion("Advanced", open=False):

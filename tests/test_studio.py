@@ -8,6 +8,7 @@ import pytest
 from lenerf.errors import InputError
 from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed
 from lenerf.studio.jobs import CANCELLED, DONE, FAILED
+from lenerf.studio.service import MASK_FIELDS
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,19 @@ def test_config_from_recipe_and_limits(studio):
     assert new.relevance_otsu and new.relevance_quantile is None  # any part's size (docs/synthetic-world.md)
     assert new.mask_prompt_select == "contrast" and new.lr_mapper == 0.3
     assert not new.deformation and new.dn_xyz_frequencies == 0 and new.lambda_offset == 0
+    # a part a shipped texture recipe masks takes that recipe's mask settings, whatever the edit prompt
+    assert studio.part_mask_recipe("synthetic", " Eyes ") == "eyes_blue"
+    assert studio.part_mask_recipe("synthetic", "hair") == "hair_red"  # hair_long is a shape edit: not its mask
+    assert studio.part_mask_recipe("synthetic", "nose") is None and studio.part_masks("ffhq512-128") == {}
+    assert studio.part_mask_recipe("synthetic", "eyes", deformation=True) is None
+    eyes = studio.make_config("synthetic", "eyes", "a face with green eyes")
+    blue = studio.make_config("synthetic", "eyes", "a face with blue eyes", recipe="eyes_blue")
+    for k in MASK_FIELDS:
+        assert getattr(eyes, k) == getattr(blue, k), k
+    assert not eyes.relevance_otsu and eyes.relevance_quantile == 0.97 and eyes.mask_prompt_templates == []
+    # ... and keeps the app's edit settings (not the recipe's prompts, sources or mapper rate)
+    assert eyes.source_prompts == ["a face"] and eyes.extra_edit_prompts == [] and eyes.lr_mapper == 0.3
+    assert eyes.mapper_groups == new.mapper_groups and eyes.edit_clip == new.edit_clip and not eyes.eval
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")

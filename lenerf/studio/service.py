@@ -53,6 +53,14 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_at
 #: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
 SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
+#: what shapes an edit's 3D mask (the mask CLIP, its pseudo-labels, the attention field, its losses and threshold).
+#: None of it reads the edit prompt, so a new synthetic texture edit of a part that a shipped texture recipe masks
+#: (same mask prompt: "eyes", "hair", "lips") takes these from that recipe (``Studio.part_mask_recipe``)
+MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_select", "mask_prompt_templates",
+               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_shift_px", "relevance_shifts",
+               "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss", "mask_stride", "afn_kind",
+               "afn_hidden", "use_xyz", "afn_xyz_frequencies", "afn_warmup", "lr_attention", "topk", "botk",
+               "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
 
 
 def _scale_warmup(base: dict, over: dict) -> dict:
@@ -374,7 +382,34 @@ class Studio:
         defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
         if spec == "synthetic" and over.get("deformation"):
             defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+        part = self.part_mask_recipe(spec, mask_prompt, bool(over.get("deformation")))
+        if part is not None:
+            mask = json.loads(self.recipes(spec)[part].read_text())
+            plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
+            defaults = {**defaults, **{k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}}
         return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(self.limits.max_steps)
+
+    def part_masks(self, spec: str) -> dict[str, str]:
+        """{mask prompt: recipe name} of the shipped texture-only recipes of ``spec`` (the first recipe per prompt,
+        by name), whose mask settings new edits of that part take (:meth:`part_mask_recipe`); empty but for the
+        synthetic world."""
+        out: dict[str, str] = {}
+        if spec != "synthetic":
+            return out
+        for name, path in self.recipes(spec).items():
+            base = json.loads(path.read_text())
+            if base.get("texture_only", True) and not base.get("deformation", False):
+                out.setdefault(" ".join(str(base.get("mask_prompt", "")).lower().split()), name)
+        return out
+
+    def part_mask_recipe(self, spec: str, mask_prompt: str, deformation: bool = False) -> str | None:
+        """The shipped recipe whose mask settings (:data:`MASK_FIELDS`) a new edit without a recipe takes: the
+        texture-only recipe of ``spec`` with the same mask prompt (case and spaces ignored; :meth:`part_masks`);
+        None for shape edits (a growing part needs its mask to follow the new shape: hair_long's and eyes_big's are
+        their own) and for parts no recipe masks (the defaults: Otsu-cut contrast maps). Measured in the README."""
+        if deformation:
+            return None
+        return self.part_masks(spec).get(" ".join(mask_prompt.lower().split()))
 
     def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
                         recipe: str | None = None, **overrides) -> TrainJob:
