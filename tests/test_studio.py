@@ -8,7 +8,8 @@ import pytest
 from lenerf.errors import InputError
 from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed
 from lenerf.studio.jobs import CANCELLED, DONE, FAILED
-from lenerf.studio.service import MASK_FIELDS
+from lenerf.studio.service import MASK_FIELDS, variant_source_prompts
+from lenerf.synthetic import SyntheticHeads
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +93,9 @@ def test_config_from_recipe_and_limits(studio):
     assert (new.edit_clip, new.lambda_outside, new.relevance_refine) == ("miniclip-color", 1.0, 10)
     assert new.relevance_otsu and new.relevance_quantile is None  # any part's size (docs/synthetic-world.md)
     assert new.mask_prompt_select == "contrast" and new.lr_mapper == 0.3
+    # each head's CLIP direction starts at its own nose colour: the world's other nose colours are the sources
+    assert new.source_prompts == ["a face with a red nose", "a face with a yellow nose"]
+    assert new.source_prompt_select == "best"
     assert not new.deformation and new.dn_xyz_frequencies == 0 and new.lambda_offset == 0
     # a part a shipped texture recipe masks takes that recipe's mask settings, whatever the edit prompt
     assert studio.part_mask_recipe("synthetic", " Eyes ") == "eyes_blue"
@@ -104,9 +108,11 @@ def test_config_from_recipe_and_limits(studio):
         assert getattr(eyes, k) == getattr(blue, k), k
     assert not eyes.relevance_otsu and eyes.relevance_quantile == 0.97 and eyes.mask_prompt_templates == []
     # ... and keeps the app's edit settings (not the recipe's prompts, sources or mapper rate)
-    assert eyes.source_prompts == ["a face"] and eyes.extra_edit_prompts == [] and eyes.lr_mapper == 0.3
+    assert eyes.source_prompts == ["a face with brown eyes", "a face with blue eyes"]  # not the recipe's
+    assert eyes.extra_edit_prompts == [] and eyes.lr_mapper == 0.3
     assert eyes.mapper_groups == new.mapper_groups and eyes.edit_clip == new.edit_clip and not eyes.eval
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
+    assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
@@ -116,6 +122,21 @@ def test_config_from_recipe_and_limits(studio):
         studio.make_config("synthetic", "eyes", "blue eyes", recipe="nope")
     with pytest.raises(InputError, match="mask prompt"):
         studio.make_config("synthetic", "", "blue eyes")
+
+
+def test_variant_source_prompts_name_the_parts_other_variants():
+    G = SyntheticHeads()
+    assert variant_source_prompts(G, "hair", "a face with white hair") == [
+        "a face with black hair", "a face with brown hair", "a face with blonde hair", "a face with red hair"]
+    # a variant the world does not have: every variant is a source; a phrase that names one: no variants
+    assert len(variant_source_prompts(G, "Hair", "a face with pink hair")) == 5
+    assert variant_source_prompts(G, "blue eyes", "a face with green eyes") == []
+    assert variant_source_prompts(G, "ears", "a face with big ears") == []  # no variants known
+
+    class Plain:  # a generator that expands nothing (EG3D)
+        def expand_prompt(self, prompt):
+            return [prompt]
+    assert variant_source_prompts(Plain(), "eyes", "blue eyes") == []
 
 
 def test_gate_lets_interactive_requests_in_between_training_steps():

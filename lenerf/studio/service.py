@@ -63,6 +63,20 @@ MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_
                "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
 
 
+def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
+    """Source prompts of a new texture edit: "a face with {v}" for each variant v of the masked part that the
+    generator names (``G.expand_prompt``: "hair" -> "black hair", "brown hair", ...) except those whose own words
+    the edit prompt names ("white hair" for "a face with white hair"); [] when it names fewer than two (EG3D).
+    With ``source_prompt_select`` "best" each head's CLIP direction then starts at its own variant, as the shipped
+    recipes' do; from "a face", MiniCLIP-color's direction to "white hair" turned black hair blue (README)."""
+    variants = G.expand_prompt(mask_prompt)
+    if len(variants) < 2:
+        return []
+    part_words, edit_words = set(mask_prompt.lower().split()) | {"a", "an"}, set(edit_prompt.lower().split())
+    return [f"a face with {v}" for v in variants
+            if not any(w in edit_words for w in v.lower().split() if w not in part_words)]
+
+
 def _scale_warmup(base: dict, over: dict) -> dict:
     """Other step counts than the recipe's keep its ratio of attention-field warm-up (and cool-down) steps to edit
     steps."""
@@ -383,6 +397,10 @@ class Studio:
         if spec == "synthetic" and over.get("deformation"):
             defaults = {**defaults, **SYNTHETIC_DEFORMATION}
         part = self.part_mask_recipe(spec, mask_prompt, bool(over.get("deformation")))
+        sources = [] if spec != "synthetic" or over.get("deformation") else variant_source_prompts(
+            self.generator(spec), mask_prompt, edit_prompt)
+        if sources:  # as the recipes: each head's direction starts at its own variant of the part
+            defaults = {**defaults, "source_prompts": sources, "source_prompt_select": "best"}
         if part is not None:
             mask = json.loads(self.recipes(spec)[part].read_text())
             plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
