@@ -105,6 +105,29 @@ def cmd_train(a) -> int:
     return 0
 
 
+def cmd_config(a) -> int:
+    from dataclasses import asdict
+
+    from .studio import check_prompt
+    from .studio.configs import make_config
+    cfg = make_config(a.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
+                      check_prompt(a.edit_prompt, "--edit-prompt"), a.recipe, a.steps, a.strength,
+                      deformation=a.deformation or None)
+    if a.eval_target:
+        target = {}
+        for kv in a.eval_target:
+            key, sep, value = kv.partition("=")
+            if not sep or not key.strip() or not value.strip():
+                raise InputError(f"--eval-target takes KEY=VALUE (e.g. hair=white), got {kv!r}")
+            target[key.strip()] = value.strip()
+        cfg.eval = {"part": a.eval_part or next(iter(target)), "target": target}
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(asdict(cfg), indent=1))
+    print(f"wrote {out} (train it with: python -m lenerf train --config {out} --out DIR)")
+    return 0
+
+
 def _load_edits(specs, device):
     from .editing import load_edit
     edits, infos = [], []
@@ -168,7 +191,7 @@ def cmd_invert(a) -> int:
 
     from .hub import load_generator
     from .inversion import InversionConfig, align_face, image_to_tensor, invert, load_perceptual, load_photo
-    from .media import save_png, to_uint8, write_video
+    from .media import save_png, write_video
     from .pipeline import render_turntable
     dev = _device(a.device)
     G = load_generator(a.generator, device=dev)
@@ -356,6 +379,22 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("config", help="write the config the app trains for a new edit (a shipped recipe or the "
+                                      "generator's defaults for a new edit) as JSON, for `train --config`")
+    g.add_argument("--generator", required=True)
+    g.add_argument("--mask-prompt", required=True)
+    g.add_argument("--edit-prompt", required=True)
+    g.add_argument("--recipe", default=None, help="a shipped recipe (checkpoints/edits/NAME.json) to start from")
+    g.add_argument("--steps", type=int, default=None)
+    g.add_argument("--strength", type=float, default=None)
+    g.add_argument("--deformation", action="store_true", help="train the deformation network too")
+    g.add_argument("--eval-target", action="append", default=None, metavar="KEY=VALUE",
+                   help="synthetic world: the attribute the edit should produce, for `eval edit` (e.g. hair=white; "
+                        "repeat for several)")
+    g.add_argument("--eval-part", default=None, help="the ground-truth part of the edit (default: the first KEY)")
+    g.add_argument("--out", required=True, help="the JSON file to write")
+    g.set_defaults(func=cmd_config)
 
     e = sub.add_parser("edit", help="apply trained edits: before / after / mask PNGs, optional turntable")
     e.add_argument("--generator", required=True)

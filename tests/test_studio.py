@@ -1,15 +1,22 @@
 """The app's engine without a UI: input validation, the edit catalogue, previews, the device gate and the queue."""
+import dataclasses
+import json
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lenerf.errors import InputError
 from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed
+from lenerf.studio.configs import MASK_FIELDS, variant_source_prompts
 from lenerf.studio.jobs import CANCELLED, DONE, FAILED
-from lenerf.studio.service import MASK_FIELDS, variant_source_prompts
 from lenerf.synthetic import SyntheticHeads
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -122,6 +129,23 @@ def test_config_from_recipe_and_limits(studio):
         studio.make_config("synthetic", "eyes", "blue eyes", recipe="nope")
     with pytest.raises(InputError, match="mask prompt"):
         studio.make_config("synthetic", "", "blue eyes")
+
+
+def test_config_cli_writes_the_apps_config(studio, tmp_path):
+    out = tmp_path / "c.json"
+    r = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt", "hair",
+                        "--edit-prompt", "a face with white hair", "--eval-target", "hair=white", "--out", str(out)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert r.returncode == 0, r.stderr
+    written = json.loads(out.read_text())
+    assert written.pop("eval") == {"part": "hair", "target": {"hair": "white"}}
+    want = dataclasses.asdict(studio.make_config("synthetic", "hair", "a face with white hair"))
+    want.pop("eval")
+    assert written == want
+    bad = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt",
+                          "hair", "--edit-prompt", "white hair", "--eval-target", "hair", "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
 
 
 def test_variant_source_prompts_name_the_parts_other_variants():

@@ -1,0 +1,150 @@
+"""How the app (and ``python -m lenerf config``) builds the training config of a new edit: a shipped recipe, or the
+generator's defaults for a new edit - for the synthetic world the shipped texture recipes' settings, a part's mask
+settings from the recipe that masks it, and source prompts naming the part's other variants. Every choice here was
+measured on held-out heads (README, "The app")."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+from ..editing import EditConfig
+from ..editing.package import strength_ok
+from ..errors import InputError
+from ..generator import Generator
+from ..hub import ROOT
+
+SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
+#: settings the UI uses for a new edit of the synthetic world (those of the shipped texture recipes: refined,
+#: shift-averaged pseudo-labels from two phrasings; a mapper guided by MiniCLIP-color that pays for change outside
+#: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size)
+#: from the part's phrases contrasted, and the mapper rate of `eyes_blue` and `hair_red`. On an edit no recipe covers
+#: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
+#: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app
+SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
+                      "relevance_otsu": True, "balanced_mask_loss": True,
+                      "mask_prompt_select": "contrast", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
+                      "loss": "dir_diff", "threshold": 0.8, "relevance_refine": 10, "relevance_shift_px": 2,
+                      "mask_prompt_templates": ["{}", "a face with {}"], "edit_clip": "miniclip-color",
+                      "lambda_outside": 1.0}
+#: what a new synthetic edit with the deformation switch on adds (the settings that made `eyes_big` learn: encoded,
+#: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
+SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0}
+EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
+#: what shapes an edit's 3D mask (the mask CLIP, its pseudo-labels, the attention field, its losses and threshold).
+#: None of it reads the edit prompt, so a new synthetic texture edit of a part that a shipped texture recipe masks
+#: (same mask prompt: "eyes", "hair", "lips") takes these from that recipe (:func:`part_mask_recipe`)
+MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_select", "mask_prompt_templates",
+               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_shift_px", "relevance_shifts",
+               "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss", "mask_stride", "afn_kind",
+               "afn_hidden", "use_xyz", "afn_xyz_frequencies", "afn_warmup", "lr_attention", "topk", "botk",
+               "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
+
+
+def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
+    """Source prompts of a new texture edit: "a face with {v}" for each variant v of the masked part that the
+    generator names (``G.expand_prompt``: "hair" -> "black hair", "brown hair", ...) except those whose own words
+    the edit prompt names ("white hair" for "a face with white hair"); [] when it names fewer than two (EG3D).
+    With ``source_prompt_select`` "best" each head's CLIP direction then starts at its own variant, as the shipped
+    recipes' do; from "a face", MiniCLIP-color's direction to "white hair" turned black hair blue (README)."""
+    variants = G.expand_prompt(mask_prompt)
+    if len(variants) < 2:
+        return []
+    part_words, edit_words = set(mask_prompt.lower().split()) | {"a", "an"}, set(edit_prompt.lower().split())
+    return [f"a face with {v}" for v in variants
+            if not any(w in edit_words for w in v.lower().split() if w not in part_words)]
+
+
+def _scale_warmup(base: dict, over: dict) -> dict:
+    """Other step counts than the recipe's keep its ratio of attention-field warm-up (and cool-down) steps to edit
+    steps."""
+    for name in ("afn_warmup", "afn_cooldown"):
+        if "steps" in over and base.get(name):
+            over = {**over, name: round(base[name] * over["steps"] / base.get("steps", over["steps"]))}
+    return over
+
+
+def recipes(spec: str) -> dict[str, Path]:
+    """Shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``, by name."""
+    out = {}
+    for f in sorted(SHIPPED_EDITS.glob("*.json")):
+        try:
+            if json.loads(f.read_text()).get("generator") == spec:
+                out[f.stem] = f
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def part_masks(spec: str) -> dict[str, str]:
+    """{mask prompt: recipe name} of the shipped texture-only recipes of ``spec`` (the first recipe per prompt, by
+    name), whose mask settings new edits of that part take (:func:`part_mask_recipe`); empty but for the synthetic
+    world."""
+    out: dict[str, str] = {}
+    if spec != "synthetic":
+        return out
+    for name, path in recipes(spec).items():
+        base = json.loads(path.read_text())
+        if base.get("texture_only", True) and not base.get("deformation", False):
+            out.setdefault(" ".join(str(base.get("mask_prompt", "")).lower().split()), name)
+    return out
+
+
+def part_mask_recipe(spec: str, mask_prompt: str, deformation: bool = False) -> str | None:
+    """The shipped recipe whose mask settings (:data:`MASK_FIELDS`) a new edit without a recipe takes: the
+    texture-only recipe of ``spec`` with the same mask prompt (case and spaces ignored; :func:`part_masks`); None for
+    shape edits (a growing part needs its mask to follow the new shape: hair_long's and eyes_big's are their own)
+    and for parts no recipe masks (the defaults: Otsu-cut contrast maps). Measured in the README."""
+    if deformation:
+        return None
+    return part_masks(spec).get(" ".join(mask_prompt.lower().split()))
+
+
+def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | None = None, steps: int | None = None,
+                strength: float | None = None, texture_only: bool | None = None, deformation: bool | None = None,
+                *, max_steps: int = 2000, generator: Callable[[str], Generator] | None = None) -> EditConfig:
+    """The config of a new edit of generator ``spec``: the shipped ``recipe`` (its ground-truth ``eval`` target
+    dropped when the prompts differ from its own), else the generator's defaults for a new edit. The given
+    options (steps, strength, texture_only, deformation) override either; other step counts than the recipe's keep
+    its ratio of warm-up steps. ``generator(spec)`` -> the loaded generator (for the synthetic world's part variants;
+    default :func:`lenerf.hub.load_generator`). Prompts are taken as given (the app checks them first)."""
+    over = {"mask_prompt": mask_prompt, "edit_prompt": edit_prompt, "generator": spec}
+    if steps is not None:
+        steps = int(steps)
+        if not 1 <= steps <= max_steps:
+            raise InputError(f"steps must be between 1 and {max_steps}, got {steps}")
+        over["steps"] = steps
+    if strength is not None:
+        over["strength"] = strength_ok(strength)
+    if texture_only is not None:
+        over["texture_only"] = bool(texture_only)
+    if deformation is not None:
+        over["deformation"] = bool(deformation)
+    if recipe:
+        shipped = recipes(spec)
+        if recipe not in shipped:
+            raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
+        base = json.loads(shipped[recipe].read_text())
+        if (base["mask_prompt"], base["edit_prompt"]) != (mask_prompt, edit_prompt):
+            base.pop("eval", None)  # the recipe's ground-truth target no longer applies
+        return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
+    defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
+    if spec == "synthetic" and over.get("deformation"):
+        defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+    if spec == "synthetic" and not over.get("deformation"):
+        load = generator
+        if load is None:
+            from ..hub import load_generator as load
+        sources = variant_source_prompts(load(spec), mask_prompt, edit_prompt)
+        if sources:  # as the recipes: each head's direction starts at its own variant of the part
+            defaults = {**defaults, "source_prompts": sources, "source_prompt_select": "best"}
+    part = part_mask_recipe(spec, mask_prompt, bool(over.get("deformation")))
+    if part is not None:
+        mask = json.loads(recipes(spec)[part].read_text())
+        plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
+        defaults = {**defaults, **{k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}}
+    return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
+
+
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "make_config",
+           "part_mask_recipe", "part_masks", "recipes", "variant_source_prompts"]
