@@ -155,6 +155,11 @@ def test_variant_source_prompts_name_the_parts_other_variants():
     # a variant the world does not have: every variant is a source; a phrase that names one: no variants
     assert len(variant_source_prompts(G, "Hair", "a face with pink hair")) == 5
     assert variant_source_prompts(G, "blue eyes", "a face with green eyes") == []
+    # other words for the part: the variants' own words decide, not the mask prompt's
+    assert variant_source_prompts(G, "eye", "a face with green eyes") == ["a face with brown eyes",
+                                                                         "a face with blue eyes"]
+    assert variant_source_prompts(G, "mouth", "green lips") == [
+        "a face with red lips", "a face with pink lips", "a face with purple lips"]
     assert variant_source_prompts(G, "ears", "a face with big ears") == []  # no variants known
 
     class Plain:  # a generator that expands nothing (EG3D)

@@ -20,7 +20,8 @@ SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
 #: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size)
 #: from the part's phrases contrasted, and the mapper rate of `eyes_blue` and `hair_red`. On an edit no recipe covers
 #: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
-#: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app
+#: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app.
+#: :func:`make_config` adds a part's recipe mask settings and the part's other variants as source prompts
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
                       "relevance_otsu": True, "balanced_mask_loss": True,
                       "mask_prompt_select": "contrast", "afn_warmup": 300, "mask_stride": 2, "afn_xyz_frequencies": 6,
@@ -50,9 +51,10 @@ def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> 
     variants = G.expand_prompt(mask_prompt)
     if len(variants) < 2:
         return []
-    part_words, edit_words = set(mask_prompt.lower().split()) | {"a", "an"}, set(edit_prompt.lower().split())
+    shared = set.intersection(*(set(v.lower().split()) for v in variants))  # the phrasing: "eyes", "a ... nose"
+    edit_words = set(edit_prompt.lower().split())
     return [f"a face with {v}" for v in variants
-            if not any(w in edit_words for w in v.lower().split() if w not in part_words)]
+            if not any(w in edit_words for w in v.lower().split() if w not in shared)]
 
 
 def _scale_warmup(base: dict, over: dict) -> dict:
