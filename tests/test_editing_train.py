@@ -226,6 +226,7 @@ def test_eval_edit_metrics_of_a_shipped_edit(synth):
     assert m["target_latent_rate"] == 1.0
     assert 0.0 <= m["iou3d_median"] <= 1.0 and m["psnr_out_median"] > 25
     assert "new_part_fill_median" not in m  # a texture edit grows no new part
+    assert not any(k.startswith("hair_iou3d") for k in m)  # the split by hair length is for hair masks
     assert sheet.ndim == 3 and sheet.shape[-1] == 3
     off, _ = evaluate_edits(synth, [dataclasses.replace(edit, strength=0.0)], [{"eyes": "blue"}], ["eyes"],
                             heads=3, classifier=clf, views=views)
@@ -531,6 +532,8 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     r, _ = evaluate_edits(synth, [edit], [{"hair_length": "long"}], ["hair"], heads=4, classifier=load_classifier(),
                           views=views)
     assert r["success_changed_rate"] == 1.0 and r["identity_rate"] == 1.0, r
+    split = [r[k] for k in ("hair_iou3d_short_median", "hair_iou3d_long_median") if k in r]
+    assert split and all(0.0 <= x <= 1.0 for x in split), r  # a hair mask, by the source's hair length
     # the new hair shows the target's colour on most of its pixels
     assert r["new_part_fill_median"] > FILL_FLOOR, r
     # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.60)

@@ -2,7 +2,8 @@
 
 For held-out heads and a fixed set of views:
 * 3D mask IoU: the attention field's mask vs the ground-truth part at the *surface points* of the source (the
-  expected ray termination of every opaque pixel of every view), thresholded at 0.5;
+  expected ray termination of every opaque pixel of every view), thresholded at 0.5; for a hair edit also split by
+  the source's hair length (``hair_iou3d_short`` / ``hair_iou3d_long``: long hair is more than the cap);
 * locality: PSNR of the edited render against the source outside the ground-truth part (source and target part
   regions, dilated by 2 px), and inside it;
 * success: the independent attribute classifier reads the target attribute value on the edited renders (majority
@@ -95,7 +96,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
                 "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": [],
-                "eye_shape_iou": [], "eye_colour_fill": []}
+                "eye_shape_iou": [], "eye_colour_fill": [], "hair_iou3d_short": [], "hair_iou3d_long": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -146,12 +147,16 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         # 3D IoU at surface points
         src_field, _, layers = editor.composite_field(ws)
         pts, opaque, gt_lab = _surface(src_field, cams, res)
-        ious = []
+        ious, hair_ious = [], []
         for k, layer in enumerate(layers):
             pred = (_layer_mask(layer, pts) > 0.5) & opaque
             gt = (gt_lab == part_ids[editor.order[k]]) & opaque
             ious.append(iou(pred.reshape(1, -1), gt.reshape(1, -1)).item())
+            if parts[editor.order[k]] == "hair":
+                hair_ious.append(ious[-1])
         per_head["iou3d"].append(float(np.mean(ious)))
+        if hair_ious:  # a hair mask by the source's hair length: long hair is more than the cap
+            per_head[f"hair_iou3d_{G.attribute_names(ws[:1])[0]['hair_length']}"].append(float(np.mean(hair_ious)))
         # classifier
         if classifier is not None:
             ps = classifier.predict(res.source_raw)
