@@ -33,7 +33,7 @@ def latent_from_seed(G: Generator, seed: int, truncation_psi: float | None = Non
 
 @dataclass
 class View:
-    image: np.ndarray  # HxWx3 uint8
+    image: np.ndarray  # HxWx3 uint8, empty rays shown as G.display_background (raw["image"]: the render itself)
     depth: np.ndarray  # RxRx3 uint8 visualisation
     raw: dict[str, Tensor]
 
