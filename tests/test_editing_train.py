@@ -721,23 +721,29 @@ def test_relevance_otsu_cuts_the_pseudo_labels_at_each_maps_otsu_threshold(synth
     assert torch.equal(labels.bool(), maps >= t.view(-1, 1, 1, 1)) and 0 < labels.mean() < 1
 
 
-def test_shipped_hair_red_mapper_turns_every_held_out_head_red(synth):
+def test_shipped_hair_red_mapper_turns_held_out_heads_red_and_keeps_the_rest(synth):
     """hair_red's mapper is guided by miniclip-palette since session 26 (its masks by miniclip): by the world's own
-    rule (nearest palette colour) its target latent has red hair on every one of 60 held-out heads, whatever the
-    source colour (docs/editing.md: 200 of 200; guided by miniclip, 82%), and a red, not the magenta that
-    miniclip-color led it to (black hair -> (0.93, 0.0, 0.44); palette red (0.85, 0.18, 0.08))."""
+    rule (nearest palette colour) its target latent has red hair on all but one of 60 held-out heads, whatever the
+    source colour (docs/editing.md: 199 of 200; guided by miniclip, 82%), and a red, not the magenta that
+    miniclip-color led it to (black hair -> (0.93, 0.0, 0.44); palette red (0.85, 0.18, 0.08)). Since session 28's
+    pseudo-labels (top 40%) its raw target also keeps every other attribute on nearly every head (session 26's: 70%
+    of 200)."""
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     edit, info = load_edit(ROOT / "checkpoints" / "edits" / "hair_red")
     assert info["config"]["edit_clip"] == "miniclip-palette" and info["clip"] == "miniclip"
     ws = latents(synth, [EVAL_SEED_BASE + 70_000 + h for h in range(60)])
     with torch.no_grad():
         target = edit.target_latent(ws)
-        names = synth.attribute_names(target)
+        names, source = synth.attribute_names(target), synth.attribute_names(ws)
         rgb = synth.params(target).colors["hair"]
-    assert len({n["hair"] for n in synth.attribute_names(ws)}) == 5  # every source hair colour is among them
-    assert all(n["hair"] == "red" for n in names)
-    # measured on these 60 heads: mean (0.99, 0.22, 0.19), median distance from the palette red 0.22; the
-    # session-25 package: (0.95, 0.03, 0.29), 0.33, green below 0.05 on 82% of the heads (1.7% now)
+    assert len({n["hair"] for n in source}) == 5  # every source hair colour is among them
+    # measured: 59 of 60; the other (head 15, white hair) goes to a salmon (1.0, 0.40, 0.44) the world calls blonde,
+    # which the classifier reads as red on the rendered edit (eval edit: success 100%)
+    assert sum(n["hair"] == "red" for n in names) >= 59, [n["hair"] for n in names]
+    kept = sum(all(t[k] == s[k] for k in s if k != "hair") for t, s in zip(names, source))
+    assert kept >= 57, kept  # measured 59 of 60 (0.985 of 200); session 26's package: 70% of 200
+    # measured on these 60 heads: mean (0.98, 0.25, 0.22), median distance from the palette red 0.23; the
+    # session-25 package: (0.95, 0.03, 0.29), 0.33, green below 0.05 on 82% of the heads
     dist = (rgb - torch.tensor([0.85, 0.18, 0.08])).norm(dim=-1)
     mean = rgb.mean(0)
     assert (rgb[:, 0] > 0.8).all() and mean[1] > 0.15 and mean[2] < 0.25 and dist.median() < 0.25, (mean, dist)
