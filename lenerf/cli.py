@@ -234,6 +234,8 @@ def cmd_eval(a) -> int:
     from .hub import load_generator
     from .media import save_png
     from .synthetic.classifier import load_classifier
+    if a.heads is None:
+        a.heads = 96 if a.what == "labels" else 20
     if a.what == "inversion":  # synthetic: against the truth; any other generator: images it made itself
         import torch
 
@@ -256,6 +258,8 @@ def cmd_eval(a) -> int:
     if a.generator != "synthetic":
         raise InputError(f"{a.what} evaluation needs ground truth: use --generator synthetic")
     G = load_generator("synthetic")
+    if a.what == "labels":
+        return _eval_labels(a, G)
     if not a.edit:
         raise InputError(f"--edit is required for eval {a.what}")
     edits, infos = _load_edits(a.edit, "cpu")
@@ -289,6 +293,31 @@ def cmd_eval(a) -> int:
             + ("" if a.threshold is None else f"_threshold_{a.threshold:g}")
         update_metrics(a.edit[0], {key: metrics})
     print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
+    return 0
+
+
+def _eval_labels(a, G) -> int:
+    from .editing import EditConfig, load_edit
+    from .editing.evaluate import pseudo_label_table
+    from .media import save_png
+    if bool(a.config) == bool(a.edit):
+        raise InputError("eval labels measures one config: give --config FILE (an edit config) or one --edit DIR")
+    if a.edit and len(a.edit) > 1:
+        raise InputError("eval labels measures one config: give one --edit DIR")
+    if a.config:
+        cfg = EditConfig.from_file(a.config)
+    else:
+        cfg = EditConfig(**load_edit(a.edit[0])[1]["config"])
+    part = a.part or (cfg.eval or {}).get("part")
+    if not part:
+        raise InputError("which part do the labels mark? give --part (e.g. hair) or eval.part in the config")
+    metrics, sheet = pseudo_label_table(G, cfg, part, heads=a.heads)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "labels.json").write_text(json.dumps(metrics, indent=1))
+    save_png(sheet, out / "contact_sheet.png")
+    print(json.dumps(metrics, indent=1))
+    print(f"wrote {out / 'labels.json'} and {out / 'contact_sheet.png'}")
     return 0
 
 
@@ -416,15 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_edit)
 
     v = sub.add_parser("eval", help="measure edits or inversion on the synthetic world (JSON + PNG contact sheet)")
-    v.add_argument("what", choices=["edit", "inversion", "threshold", "mapper"],
+    v.add_argument("what", choices=["edit", "inversion", "threshold", "mapper", "labels"],
                    help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads; "
-                        "mapper: per source colour, the colour of the raw target latents (no rendering)")
+                        "mapper: per source colour, the colour of the raw target latents (no rendering); labels: "
+                        "a config's 2D pseudo-labels against the true part on training renders (no training)")
     v.add_argument("--generator", default="synthetic")
     v.add_argument("--edit", action="append", help="repeat to evaluate a sequential edit")
+    v.add_argument("--config", default=None, help="labels: an edit config JSON (instead of --edit's package)")
+    v.add_argument("--part", default=None, help="labels: the part the labels should mark (default: eval.part)")
     v.add_argument("--steps", type=int, default=500, help="inversion: projection steps")
     v.add_argument("--preset", choices=["preview", "full"], default="preview", help="inversion: render quality")
     v.add_argument("--device", default="cpu")
-    v.add_argument("--heads", type=int, default=20, help="held-out heads (threshold: training heads, e.g. 8)")
+    v.add_argument("--heads", type=int, default=None,
+                   help="held-out heads, default 20 (threshold: training heads; labels: training renders, default 96)")
     v.add_argument("--out", required=True)
     v.add_argument("--strength", type=float, default=None, help="edit strength (default: the edit's own)")
     v.add_argument("--threshold", type=float, default=None,

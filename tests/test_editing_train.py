@@ -721,13 +721,81 @@ def test_relevance_otsu_cuts_the_pseudo_labels_at_each_maps_otsu_threshold(synth
     assert torch.equal(labels.bool(), maps >= t.view(-1, 1, 1, 1)) and 0 < labels.mean() < 1
 
 
+def test_relevance_grow_adds_the_seeds_colour_within_the_wide_cut():
+    """grow_labels: the Otsu cut of a map is the seed; pixels of the wide cut join it where the render has the
+    seed's colour (long strands beside a cap), not where it has another (the face beside it)."""
+    from lenerf.editing.trainer import _pseudo_labels, grow_labels
+    rel = torch.zeros(1, 1, 16, 16)
+    rel[..., :4, :] = 1.0    # the cap: most relevant
+    rel[..., 4:, :8] = 0.4   # long strands: less relevant, same colour as the cap
+    rel[..., 4:, 8:] = 0.35  # the face: as relevant as the strands, another colour
+    img = torch.full((1, 3, 16, 16), -1.0)
+    img[:, 0, :, :8] = 1.0   # red cap and strands (the cap spans the whole top rows)
+    img[:, 0, :4, 8:] = 1.0
+    img[:, 1, 4:, 8:] = 1.0  # green face
+    wide = (rel >= 0.3).float()  # the cap, the strands and the face
+    lab = grow_labels(rel, wide, img, 0.2)
+    assert lab[..., :4, :].eq(1).all() and lab[..., 4:, :8].eq(1).all() and lab[..., 4:, 8:].eq(0).all()
+    # at another resolution the render is resized to the maps'; no pixel outside the wide cut ever joins
+    big = torch.nn.functional.interpolate(img, size=64, mode="nearest")
+    assert torch.equal(grow_labels(rel, wide, big, 0.2), lab)
+    assert torch.equal(grow_labels(rel, torch.zeros_like(wide), img, 0.2), (rel >= 1.0).float())
+    # through _pseudo_labels: the wide cut is the top 1 - q; without grow the plain top 1 - q
+    q = 0.2  # top 80%: cap, strands and part of the face
+    assert torch.equal(_pseudo_labels(rel, q, True, images=img, grow=0.2), lab)
+    assert not torch.equal(_pseudo_labels(rel, q, True), lab)
+    with pytest.raises(ValueError):
+        _pseudo_labels(rel, q, True, grow=0.2)
+    for bad in (dict(relevance_grow=-0.1), dict(relevance_grow=0.2), dict(relevance_grow=0.2, relevance_quantile=0.5),
+                dict(relevance_grow=0.2, relevance_otsu=True)):
+        with pytest.raises(Exception, match="relevance_grow|relevance_otsu"):
+            _cfg(**bad).validate()
+
+
+def test_relevance_grow_reaches_the_trainers_pseudo_labels(synth, tmp_path, monkeypatch):
+    """relevance_grow: the trainer grows its pseudo-labels from the render it computed the maps of."""
+    import lenerf.editing.trainer as tr
+    seen, grow = [], tr.grow_labels
+
+    def spy(rel, wide, images, distance):
+        seen.append((images.shape, distance))
+        return grow(rel, wide, images, distance)
+
+    monkeypatch.setattr(tr, "grow_labels", spy)
+    train_edit(synth, _cfg(steps=1), tmp_path / "a", progress=False)
+    assert not seen
+    train_edit(synth, _cfg(steps=1, relevance_quantile=0.5, relevance_binarize=True, relevance_grow=0.2),
+               tmp_path / "b", progress=False)
+    assert seen and all(d == 0.2 and shape[1] == 3 for shape, d in seen)
+
+
+def test_eval_labels_cli_measures_a_config_or_a_package(tmp_path):
+    """python -m lenerf eval labels: one config (--config FILE or --edit DIR), JSON + contact sheet; bad input is
+    refused with a message."""
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "lenerf", "--threads", "2", "eval", "labels", *args],
+                              capture_output=True, text=True, cwd=ROOT, timeout=300)
+    r = run("--edit", str(ROOT / "checkpoints" / "edits" / "lips_green"), "--heads", "3", "--out", str(tmp_path / "a"))
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "a" / "labels.json").read_text())
+    assert m["part"] == "lips" and m["images"] == 3 and 0 <= m["iou_median"] <= 1 and m["resolution"] == 64
+    assert (tmp_path / "a" / "contact_sheet.png").exists()
+    r = run("--heads", "3", "--out", str(tmp_path / "b"))
+    assert r.returncode != 0 and "--config FILE" in r.stderr
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"mask_prompt": "eyes", "edit_prompt": "a face with blue eyes"}))
+    r = run("--config", str(cfg), "--heads", "3", "--out", str(tmp_path / "c"))
+    assert r.returncode != 0 and "--part" in r.stderr
+    r = run("--config", str(cfg), "--part", "eyebrows", "--heads", "3", "--out", str(tmp_path / "c"))
+    assert r.returncode != 0 and "unknown part" in r.stderr
+
+
 def test_shipped_hair_red_mapper_turns_held_out_heads_red_and_keeps_the_rest(synth):
     """hair_red's mapper is guided by miniclip-palette since session 26 (its masks by miniclip): by the world's own
     rule (nearest palette colour) its target latent has red hair on all but one of 60 held-out heads, whatever the
     source colour (docs/editing.md: 199 of 200; guided by miniclip, 82%), and a red, not the magenta that
     miniclip-color led it to (black hair -> (0.93, 0.0, 0.44); palette red (0.85, 0.18, 0.08)). Since session 28's
-    pseudo-labels (top 40%) its raw target also keeps every other attribute on nearly every head (session 26's: 70%
-    of 200)."""
+    pseudo-labels its raw target also keeps every other attribute on nearly every head (session 26's: 70% of 200)."""
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     edit, info = load_edit(ROOT / "checkpoints" / "edits" / "hair_red")
     assert info["config"]["edit_clip"] == "miniclip-palette" and info["clip"] == "miniclip"
@@ -741,7 +809,7 @@ def test_shipped_hair_red_mapper_turns_held_out_heads_red_and_keeps_the_rest(syn
     # which the classifier reads as red on the rendered edit (eval edit: success 100%)
     assert sum(n["hair"] == "red" for n in names) >= 59, [n["hair"] for n in names]
     kept = sum(all(t[k] == s[k] for k in s if k != "hair") for t, s in zip(names, source))
-    assert kept >= 57, kept  # measured 59 of 60 (0.985 of 200); session 26's package: 70% of 200
+    assert kept >= 57, kept  # measured 60 of 60 (0.99 of 200); session 26's package: 39 of 60, 70.5% of 200
     # measured on these 60 heads: mean (0.98, 0.25, 0.22), median distance from the palette red 0.23; the
     # session-25 package: (0.95, 0.03, 0.29), 0.33, green below 0.05 on 82% of the heads
     dist = (rgb - torch.tensor([0.85, 0.18, 0.08])).norm(dim=-1)

@@ -279,3 +279,61 @@ def mapper_table(G: SyntheticHeads, edit: Edit, part: str, target: dict[str, str
             "target_rate": round(hit.float().mean().item(), 4),
             "other_unchanged_rate": round(kept.float().mean().item(), 4), "by_source_class": rows,
             "hair_length_by_source": lengths}
+
+
+def pseudo_label_table(G: SyntheticHeads, cfg, part: str, heads: int = 96, seed: int = 0, clip=None,
+                       batch: int = 16, contact_rows: int = 6) -> tuple[dict, np.ndarray]:
+    """How well a config's 2D pseudo-labels (what its attention field is fit to) match the ground-truth ``part``,
+    before any training: ``heads`` heads of the training seed range, each from one random training camera
+    (``sample_cameras``, seeded by ``seed``), rendered as the trainer renders them (``cfg.resolution``, its depth
+    samples); the relevance maps and pseudo-labels of ``cfg`` (:func:`~lenerf.editing.trainer.mask_relevance`,
+    :func:`~lenerf.editing.trainer.pseudo_labels`; soft labels count where >= 0.5) against the part's pixels.
+
+    Returns (metrics, contact sheet HxWx3 uint8: render | pseudo-labels | truth, ``contact_rows`` rows). Metrics:
+    the per-image IoU (median, mean), the labels' and the part's share of the image (median), overall and per hair
+    length of the head (long hair fills more of a view than a cap)."""
+    from ..cameras import sample_cameras
+    from ..clip import load_clip
+    from ..generator import Preset
+    from ..media import to_uint8
+    from .trainer import mask_relevance, pseudo_labels
+    if part not in PARTS:
+        raise InputError(f"unknown part {part!r}: one of {', '.join(PARTS)}")
+    if heads < 1:
+        raise InputError(f"heads must be >= 1, got {heads}")
+    cfg.validate()
+    clip = clip or load_clip(cfg.clip, cfg.clip_pretrained)
+    ws = latents(G, range(TRAIN_SEED_BASE + 80_000, TRAIN_SEED_BASE + 80_000 + heads))
+    cams = sample_cameras(heads, generator=torch.Generator().manual_seed(seed), radius=G.camera_radius,
+                          lookat=G.camera_pivot, fov_deg=G.fov_deg)
+    preset = Preset("train", cfg.resolution, cfg.depth_resolution, cfg.depth_resolution_importance,
+                    cfg.superresolution, cfg.resolution)
+    ious, areas, truth_areas, sheet = [], [], [], []
+    with torch.no_grad():
+        for a in range(0, heads, batch):
+            out = G.render_field(G.field(ws[a:a + batch]), ws[a:a + batch], cams[a:a + batch], preset=preset,
+                                 generator=torch.Generator().manual_seed(a))
+            truth = _labels_from_features(((out["image_features"][:, 3:] + 1) / 2).movedim(1, -1)) \
+                == PARTS.index(part) + 1  # [B, R, R]
+            labels = pseudo_labels(cfg, mask_relevance(clip, G, cfg, out["image"]), out["image"])[:, 0] >= 0.5
+            inter, union = (labels & truth).flatten(1).sum(1), (labels | truth).flatten(1).sum(1)
+            ious.append(inter / union.clamp_min(1))
+            areas.append(labels.flatten(1).float().mean(1))
+            truth_areas.append(truth.flatten(1).float().mean(1))
+            for i in range(min(batch, contact_rows - len(sheet), labels.shape[0])):
+                grey = lambda m: np.stack([(m.numpy() * 255).astype(np.uint8)] * 3, -1)  # noqa: E731
+                sheet.append(np.concatenate([to_uint8(out["image"][i]), grey(labels[i]), grey(truth[i])], 1))
+    ious, areas, truth_areas = torch.cat(ious), torch.cat(areas), torch.cat(truth_areas)
+
+    def summary(sel: torch.Tensor) -> dict:
+        return {"images": int(sel.sum()), "iou_median": round(ious[sel].median().item(), 4),
+                "iou_mean": round(ious[sel].mean().item(), 4),
+                "label_area_median": round(areas[sel].median().item(), 4),
+                "part_area_median": round(truth_areas[sel].median().item(), 4)}
+    length = G.attributes(ws)["hair_length"]
+    by_length = {name: summary(length == i) for i, name in enumerate(ATTRIBUTES["hair_length"])
+                 if (length == i).any()}
+    metrics = {"part": part, **summary(torch.ones(heads, dtype=torch.bool)), "by_hair_length": by_length,
+               "heads": heads, "head_seeds": [TRAIN_SEED_BASE + 80_000, TRAIN_SEED_BASE + 80_000 + heads - 1],
+               "camera_seed": seed, "resolution": cfg.resolution}
+    return metrics, np.concatenate(sheet, 0)

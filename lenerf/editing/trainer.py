@@ -126,6 +126,11 @@ class EditConfig:
     #: is what its map separates from the rest, at whatever area (no prior on the part's size; the app's default for
     #: parts without a recipe). Excludes relevance_quantile
     relevance_otsu: bool = False
+    #: colour-grown pseudo-labels (0 = off; with relevance_quantile and relevance_binarize): each map's Otsu cut is a
+    #: seed (the part's most relevant pixels) and the pixels of its top 1 - relevance_quantile whose render colour
+    #: (RGB in [0, 1]) lies within this distance of the seed's mean colour join it. One share of each map cannot
+    #: fit a part whose area varies (a cap vs long hair); the part's colour tells where it continues
+    relevance_grow: float = 0.0
     #: average the relevance maps over copies of the render translated by +-this many pixels (0 = off): the maps
     #: are only as fine as CLIP's patch grid, shifts by a fraction of a patch sharpen the pseudo-labels' edges
     relevance_shift_px: int = 0
@@ -197,6 +202,11 @@ class EditConfig:
             raise InputError("relevance_quantile_target applies to the target's rays: set mask_target_rays")
         if self.relevance_otsu and self.relevance_quantile is not None:
             raise InputError("relevance_otsu and relevance_quantile are two ways to cut the maps: set one")
+        if self.relevance_grow < 0:
+            raise InputError(f"relevance_grow must be >= 0 (0: off), got {self.relevance_grow}")
+        if self.relevance_grow and not (self.relevance_quantile is not None and self.relevance_binarize):
+            raise InputError("relevance_grow grows each map's Otsu cut within its top 1 - relevance_quantile: set "
+                             "relevance_quantile and relevance_binarize")
         for name in ("relevance_quantile", "relevance_quantile_target"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
@@ -280,14 +290,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained, device=str(dev))
     # guides the mapper; the same model as ``clip`` is not loaded twice
     edit_clip = load_clip(cfg.edit_clip, device=str(dev)) if cfg.edit_clip not in (None, cfg.clip) else clip
-    mask_prompts = G.expand_prompt(cfg.mask_prompt)
 
-    def relevance(images: torch.Tensor) -> torch.Tensor:  # 2D relevance of the mask prompt, [N, 1, R, R] in [0, 1]
-        return relevance_maps(clip, images, mask_prompts, size=cfg.resolution,
-                              negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
-                              templates=cfg.mask_prompt_templates or None, shift_px=cfg.relevance_shift_px,
-                              shifts=cfg.relevance_shifts, refine=cfg.relevance_refine,
-                              refine_sigma=cfg.relevance_refine_sigma)
+    def relevance(images: torch.Tensor) -> torch.Tensor:
+        return mask_relevance(clip, G, cfg, images)
 
     edit_prompts = [cfg.edit_prompt] + list(cfg.extra_edit_prompts)
     module_config = {"num_ws": G.num_ws, "w_dim": G.w_dim, "descriptor_dim": _descriptor_dim(G),
@@ -369,10 +374,10 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         if cfg.mask_target_rays:  # each render's mask is fit to its own image's map
                             q_t = cfg.relevance_quantile_target or cfg.relevance_quantile
                             rel_t = _pseudo_labels(relevance(tgt_img), q_t, cfg.relevance_binarize,
-                                                   cfg.relevance_otsu and q_t is None)
+                                                   cfg.relevance_otsu and q_t is None, tgt_img, cfg.relevance_grow)
                         else:
                             rel = torch.maximum(rel, relevance(tgt_img))
-                rel = _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize, cfg.relevance_otsu)
+                rel = pseudo_labels(cfg, rel, src_img)
                 allowed = rel if rel_t is None else torch.maximum(rel, rel_t)  # [N, 1, R, R]: the part, by CLIP
                 desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
                 x_all = pts.reshape(n, -1, 3)
@@ -520,16 +525,56 @@ def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor,
     return colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), colors_k), sigma
 
 
-def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool, otsu: bool = False) -> Tensor:
+def mask_relevance(clip, G: Generator, cfg: EditConfig, images: Tensor) -> Tensor:
+    """The relevance maps of ``cfg``'s mask prompt in renders ``images`` [N, 3, H, W] in [-1, 1] -> [N, 1, R, R] in
+    [0, 1] (R = cfg.resolution): the maps the trainer turns into its pseudo-labels (:func:`pseudo_labels`)."""
+    return relevance_maps(clip, images, G.expand_prompt(cfg.mask_prompt), size=cfg.resolution,
+                          negative=cfg.negative_mask_prompts or None, select=cfg.mask_prompt_select,
+                          templates=cfg.mask_prompt_templates or None, shift_px=cfg.relevance_shift_px,
+                          shifts=cfg.relevance_shifts, refine=cfg.relevance_refine,
+                          refine_sigma=cfg.relevance_refine_sigma)
+
+
+def pseudo_labels(cfg: EditConfig, rel: Tensor, images: Tensor) -> Tensor:
+    """``cfg``'s pseudo-labels [N, 1, R, R] from relevance maps ``rel`` of the renders ``images`` (the source's)."""
+    return _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize, cfg.relevance_otsu, images,
+                          cfg.relevance_grow)
+
+
+def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool, otsu: bool = False,
+                   images: Tensor | None = None, grow: float = 0.0) -> Tensor:
     """Relevance maps [N, 1, R, R] in [0, 1] -> pseudo-labels R (the mask is fit to 2R - 1): with ``otsu`` 1 where
     a map reaches its Otsu threshold, else 0; unchanged without a quantile; else each map divided by its
-    ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q."""
+    ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q, or with ``grow`` > 0 too (and ``images``
+    [N, 3, H, W] in [-1, 1], the renders the maps were made from) the colour-grown labels of :func:`grow_labels`."""
     if otsu:
         return (rel >= otsu_thresholds(rel).view(-1, 1, 1, 1)).to(rel.dtype)
     if quantile is None:
         return rel
     q = torch.quantile(rel.flatten(1), quantile, dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
-    return (rel >= q).float() if binarize else (rel / q).clamp(0, 1)
+    if binarize and grow > 0:
+        if images is None:
+            raise ValueError("colour-grown pseudo-labels need the rendered images")
+        return grow_labels(rel, (rel >= q).to(rel.dtype), images, grow)
+    return (rel >= q).to(rel.dtype) if binarize else (rel / q).clamp(0, 1)
+
+
+def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float) -> Tensor:
+    """Colour-grown pseudo-labels [N, 1, R, R] in {0, 1}: each map's Otsu cut (the seed: where it is most
+    relevant) plus the pixels of ``wide`` (a looser cut, e.g. the top 50%) whose colour in ``images`` lies within
+    ``distance`` (Euclidean, RGB in [0, 1]) of the seed's mean colour.
+
+    rel: relevance maps [N, 1, R, R]; wide: {0, 1} [N, 1, R, R]; images: [N, 3, H, W] in [-1, 1] (area-resized
+    to R when larger, bilinear when smaller). Measured on 96 training renders of the synthetic world (hair,
+    ``python -m lenerf eval labels``): IoU with the true hair 0.93 on short and on long hair at distance 0.2 and the
+    top 50%, where the top 40% alone gives 0.55 / 0.86 and the Otsu cut alone 0.91 / 0.52 (docs/editing.md)."""
+    seed = (rel >= otsu_thresholds(rel).view(-1, 1, 1, 1)).to(rel.dtype)
+    rgb = (images.detach().to(rel.dtype) + 1) / 2
+    if rgb.shape[-2:] != rel.shape[-2:]:
+        rgb = F.interpolate(rgb, size=rel.shape[-2:], mode="area" if rgb.shape[-1] > rel.shape[-1] else "bilinear")
+    mean = (rgb * seed).sum((2, 3), keepdim=True) / seed.sum((2, 3), keepdim=True).clamp_min(1)
+    near = ((rgb - mean).norm(dim=1, keepdim=True) < distance).to(rel.dtype)
+    return torch.maximum(seed, wide * near)
 
 
 def _strided_rays(res: int, stride: int, device) -> Tensor:
