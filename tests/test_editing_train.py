@@ -769,6 +769,28 @@ def test_relevance_grow_reaches_the_trainers_pseudo_labels(synth, tmp_path, monk
     assert seen and all(d == 0.2 and shape[1] == 3 for shape, d in seen)
 
 
+def test_grown_pseudo_labels_fit_short_and_long_hair(synth):
+    """eval labels (pseudo_label_table): on training renders the shipped hair_red labels (Otsu seeds grown by colour
+    within the top 50%) fit both hair lengths, where one share of each map fits one length only (docs/editing.md,
+    `eval labels`, 96 renders: grown 0.93 / 0.93 short / long; the top 40% 0.55 / 0.86; Otsu 0.91 / 0.52)."""
+    from lenerf.clip import load_clip
+    from lenerf.editing.evaluate import pseudo_label_table
+    cfg = EditConfig.from_file(ROOT / "checkpoints" / "edits" / "hair_red.json")
+    assert cfg.relevance_grow == 0.2 and cfg.relevance_quantile == 0.5
+    clip = load_clip(cfg.clip)
+    table = lambda c: pseudo_label_table(synth, c, "hair", heads=16, clip=clip)[0]  # noqa: E731
+    grown = table(cfg)
+    top40 = table(dataclasses.replace(cfg, relevance_grow=0.0, relevance_quantile=0.6))
+    otsu = table(dataclasses.replace(cfg, relevance_grow=0.0, relevance_quantile=None, relevance_otsu=True))
+
+    def iou(t, length):
+        return t["by_hair_length"][length]["iou_median"]
+    assert grown["by_hair_length"]["short"]["images"] >= 4 and grown["by_hair_length"]["long"]["images"] >= 4
+    assert iou(grown, "short") > iou(top40, "short") + 0.2 and iou(grown, "long") > iou(otsu, "long") + 0.2, \
+        (grown, top40, otsu)
+    assert min(iou(grown, "short"), iou(grown, "long")) > 0.75, grown
+
+
 def test_eval_labels_cli_measures_a_config_or_a_package(tmp_path):
     """python -m lenerf eval labels: one config (--config FILE or --edit DIR), JSON + contact sheet; bad input is
     refused with a message."""
