@@ -740,9 +740,15 @@ def test_relevance_grow_adds_the_seeds_colour_within_the_wide_cut():
     big = torch.nn.functional.interpolate(img, size=64, mode="nearest")
     assert torch.equal(grow_labels(rel, wide, big, 0.2), lab)
     assert not grow_labels(rel, torch.zeros_like(wide), img, 0.2).any()
-    # the seed lies inside the wide cut: the Otsu cut of the map's values there (the cap, not the strands and face)
-    only_top = (rel >= 0.9).float()
-    assert torch.equal(grow_labels(rel, only_top, img, 0.2), only_top)
+    # the seed lies inside the wide cut: where a grey backdrop is nearly as relevant as the cap, the whole map's Otsu
+    # cut takes both (session 28's first version: the labels were the cap and the backdrop); inside a wide cut of
+    # the cap alone the seed and the labels are the cap
+    lit = rel.clone()
+    lit[..., 4:, 8:] = 0.9  # the face's pixels: now a grey backdrop, nearly as relevant as the cap
+    grey = img.clone()
+    grey[:, :, 4:, 8:] = 0.1
+    cap = (lit >= 0.95).float()
+    assert torch.equal(grow_labels(lit, cap, grey, 0.2), cap)
     # through _pseudo_labels: the wide cut is the top 1 - q; without grow the plain top 1 - q
     q = 0.2  # top 80%: cap, strands and part of the face
     assert torch.equal(_pseudo_labels(rel, q, True, images=img, grow=0.2), lab)
