@@ -142,13 +142,10 @@ def refine_maps(images: Tensor, maps: Tensor, iterations: int = 10, dilations: t
         raise ValueError(f"iterations must be >= 0 and sigma > 0, got {iterations} and {sigma}")
     if not iterations:
         return maps
-    size = maps.shape[-2:]
-    img = images.detach().to(maps.dtype)
-    if img.shape[-2:] != size:
-        img = F.interpolate(img, size=size, mode="area" if img.shape[-1] > size[-1] else "bilinear")
+    img = images_at(images, maps)
     offsets = [(a * d, b * d) for d in dilations for a in (-1, 0, 1) for b in (-1, 0, 1) if a or b]
     pad = max(dilations)
-    h, w = size
+    h, w = maps.shape[-2:]
 
     def neighbours(x: Tensor) -> Tensor:  # [N, C, H, W] -> [N, C, K, H, W], edges replicated
         p = F.pad(x, (pad, pad, pad, pad), mode="replicate")
@@ -160,6 +157,16 @@ def refine_maps(images: Tensor, maps: Tensor, iterations: int = 10, dilations: t
     for _ in range(iterations):
         r = (neighbours(r) * weights).sum(2)
     return r
+
+
+def images_at(images: Tensor, maps: Tensor) -> Tensor:
+    """``images`` [N, C, H, W] (detached, in the maps' dtype) at the size of ``maps`` [N, 1, R, R]: area-averaged
+    when larger, bilinear when smaller, unchanged when equal."""
+    img = images.detach().to(maps.dtype)
+    size = maps.shape[-2:]
+    if img.shape[-2:] != size:
+        img = F.interpolate(img, size=size, mode="area" if img.shape[-1] > size[-1] else "bilinear")
+    return img
 
 
 def otsu_thresholds(maps: Tensor, bins: int = 64) -> Tensor:

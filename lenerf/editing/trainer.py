@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from ..cameras import sample_cameras
 from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
-from ..clip.relevance import REFINE_SIGMA, otsu_thresholds, relevance_maps
+from ..clip.relevance import REFINE_SIGMA, images_at, otsu_thresholds, relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
 from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
@@ -574,9 +574,7 @@ def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float) -> T
     lowest = torch.where(inside, rel, torch.full_like(rel, float("inf"))).amin((1, 2, 3), keepdim=True)
     lowest = torch.where(torch.isfinite(lowest), lowest, torch.zeros_like(lowest))  # an empty wide cut: no labels
     seed = ((rel >= otsu_thresholds(torch.where(inside, rel, lowest)).view(-1, 1, 1, 1)) & inside).to(rel.dtype)
-    rgb = (images.detach().to(rel.dtype) + 1) / 2
-    if rgb.shape[-2:] != rel.shape[-2:]:
-        rgb = F.interpolate(rgb, size=rel.shape[-2:], mode="area" if rgb.shape[-1] > rel.shape[-1] else "bilinear")
+    rgb = (images_at(images, rel) + 1) / 2  # the affine map commutes with the (linear) resize
     mean = (rgb * seed).sum((2, 3), keepdim=True) / seed.sum((2, 3), keepdim=True).clamp_min(1)
     near = ((rgb - mean).norm(dim=1, keepdim=True) < distance).to(rel.dtype)
     return torch.maximum(seed, wide * near)
