@@ -144,7 +144,9 @@ class EditConfig:
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
-    #: pseudo-labels are area-downsampled): relevance maps are far coarser than the render (1 = official)
+    #: pseudo-labels are area-downsampled): relevance maps are far coarser than the render (1 = official). Pixel-sharp
+    #: labels (relevance_grow on hair) want 1; the coarse top-few-percent labels of small parts trained better at 2
+    #: (docs/editing.md, "Every ray supervised")
     mask_stride: int = 1
     #: attention-field-only steps before the edit steps (source render + relevance + mask update; no mapper, no
     #: CLIP edit loss): a mask learnt from many more heads and views than the mapper needs, at a fraction of the
