@@ -650,8 +650,9 @@ def test_long_then_red_hair_recolours_the_new_strands(synth, monkeypatch):
     joined, _ = evaluate_edits(synth, edits, targets, ["hair", "hair"], heads=4, views=views)
     monkeypatch.setattr(MaskedBlend, "_joined", lambda self, m: m)
     own, _ = evaluate_edits(synth, edits, targets, ["hair", "hair"], heads=4, views=views)
-    # measured 0.87 vs 0.77 (session 28's hair_red: 0.83 vs 0.25; 20 held-out heads with the joined masks: 0.87)
-    assert joined["new_part_fill_median"] > own["new_part_fill_median"] + 0.05, (joined, own)
+    # measured 0.865 vs 0.772 (session 28's hair_red: 0.83 vs 0.25, asserted with a margin of 0.3; 20 held-out heads
+    # with the joined masks: 0.87)
+    assert joined["new_part_fill_median"] > max(0.85, own["new_part_fill_median"] + 0.05), (joined, own)
 
 
 def test_edit_clip_guides_the_mapper_while_clip_gives_the_masks(synth, tmp_path, monkeypatch):
@@ -845,12 +846,12 @@ def test_shipped_hair_red_mapper_turns_held_out_heads_red_and_keeps_the_rest(syn
     # measured 60 of 60 (200 of 200); session 28's: 59 of 60 (0.98 of 200); session 26's: 39 of 60 (70.5% of 200);
     # session 29's first package (lambda_ws 0.001): 44 of 60 (eyes green -> brown, skin light -> tan, lips -> green)
     assert kept >= 57, kept
-    # measured on these 60 heads: mean (0.97, 0.25, 0.25), red channel >= 0.80 (head 32, black hair), median distance
-    # from the palette red 0.24 (session 28's package: (0.98, 0.25, 0.21), 0.23); the session-25 package: (0.95,
-    # 0.03, 0.29), 0.33, green below 0.05 on 82% of the heads
+    # measured on these 60 heads: mean (0.966, 0.253, 0.253), red channel >= 0.796 (head 32, black hair), median
+    # distance from the palette red 0.242 (session 28's package: (0.98, 0.25, 0.21), 0.23; its bounds were red > 0.8
+    # and mean blue < 0.25); the session-25 package: (0.95, 0.03, 0.29), 0.33, green below 0.05 on 82% of the heads
     dist = (rgb - torch.tensor([0.85, 0.18, 0.08])).norm(dim=-1)
     mean = rgb.mean(0)
-    assert (rgb[:, 0] > 0.75).all() and mean[1] > 0.15 and mean[2] < 0.3 and dist.median() < 0.25, (mean, dist)
+    assert (rgb[:, 0] > 0.78).all() and mean[1] > 0.15 and mean[2] < 0.26 and dist.median() < 0.25, (mean, dist)
 
 
 def test_shipped_hair_red_mask_covers_long_and_short_hair(synth):
@@ -865,6 +866,7 @@ def test_shipped_hair_red_mask_covers_long_and_short_hair(synth):
     # measured: long 0.862, short 0.930; session 28's package (mask_stride 2): 0.760, 0.831
     assert m["hair_iou3d_long_median"] > 0.82 and m["hair_iou3d_short_median"] > 0.88, m
     assert m["psnr_out_median"] > 38, m  # measured 53.1 dB
+
 
 def test_shipped_lips_green_reads_green_on_every_view_of_its_former_failures(synth):
     """lips_green's mapper is guided by miniclip-color since session 24 (its masks by miniclip, unchanged; it also
