@@ -387,6 +387,36 @@ def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():
     assert out["1"] == [str(glibc)] * 2 and out["0"] == ["False", "False"]
 
 
+def test_allocator_tuning_reaches_worker_threads():
+    """The app trains and renders in worker threads. Without the tuning each thread gets a malloc arena of its own,
+    whose heaps (64 MiB at most) map every large tensor afresh; with it the whole process shares the main arena,
+    where freed memory is kept for reuse (lenerf.runtime; glibc's malloc_stats lists the arenas)."""
+    import os
+    import platform
+    if not (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"):
+        pytest.skip("glibc's allocator only")
+    code = """
+import ctypes, threading, torch
+from lenerf.runtime import tune_allocator
+tune_allocator()
+def work():
+    x = torch.ones(32 * 2 ** 20)  # 128 MiB
+    del x
+for _ in range(2):
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+ctypes.CDLL(None).malloc_stats()
+"""
+    arenas = {}
+    for value in ("1", "0"):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                           env={**os.environ, "LENERF_TUNE_MALLOC": value})
+        assert r.returncode == 0, r.stderr
+        arenas[value] = sum(line.startswith("Arena ") for line in r.stderr.splitlines())
+    assert arenas == {"1": 1, "0": arenas["0"]} and arenas["0"] > 1, arenas
+
+
 def test_texture_step_evaluates_the_target_only_where_rays_carry_weight(synth):
     """The texture-only edit step evaluates the target field only at the samples that carry ray weight; colours,
     density and the mapper's gradient are those of fusing at every sample (the mask is 0 elsewhere)."""
