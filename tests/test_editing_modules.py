@@ -178,3 +178,27 @@ def test_attention_field_positional_encoding():
     assert torch.allclose(hi[0, 0, 0], -hi[0, 1, 0], atol=1e-5)
     m = enc(desc, xyz, ws, ws)
     assert m.shape == (1, 2, 1) and ((m > 0) & (m < 1)).all()
+
+
+def test_balanced_mask_loss_caps_the_positive_weight():
+    """The balanced mask MSE weighs a positive pixel as N-/N+ negatives (the two classes' means averaged); with
+    pos_weight_max at most that many (1: the plain MSE)."""
+    from lenerf.clip.losses import mask_losses
+    from lenerf.editing.trainer import EditConfig
+    from lenerf.errors import InputError
+    g = torch.Generator().manual_seed(0)
+    m2d = torch.rand(2, 1, 8, 8, generator=g) * 2 - 1
+    target = torch.full((2, 1, 8, 8), -1.0)
+    target[:, :, 2:4, 2:4] = 1.0  # 8 positives, 120 negatives: N-/N+ = 15
+    se, pos = (m2d - target).pow(2), target > 0
+
+    def mse(**kw):
+        return mask_losses(m2d, target, 80, 100, torch.Generator().manual_seed(1), balanced=True, **kw)["mask"].item()
+    assert mse() == pytest.approx(0.5 * (se[pos].mean() + se[~pos].mean()).item(), rel=1e-6)
+    assert mse(pos_weight_max=100.0) == pytest.approx(mse(), rel=1e-6)  # no cap below N-/N+
+    assert mse(pos_weight_max=1.0) == pytest.approx(se.mean().item(), rel=1e-6)
+    assert mse(pos_weight_max=4.0) == pytest.approx(((4 * se[pos].sum() + se[~pos].sum()) / (4 * 8 + 120)).item(),
+                                                    rel=1e-6)
+    for bad in ({"mask_pos_weight_max": 4.0}, {"mask_pos_weight_max": 0.5, "balanced_mask_loss": True}):
+        with pytest.raises(InputError, match="mask_pos_weight_max"):
+            EditConfig("eyes", "blue eyes", **bad).validate()

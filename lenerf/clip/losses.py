@@ -112,10 +112,12 @@ def clip_loss(clip: ClipModel, edited: Tensor, source: Tensor, edit_prompts: lis
 
 
 def mask_losses(m2d: Tensor, target: Tensor, topk: int, botk: int, gen: torch.Generator | None = None,
-                samples: int = 5000, balanced: bool = False) -> dict[str, Tensor]:
+                samples: int = 5000, balanced: bool = False, pos_weight_max: float | None = None) -> dict[str, Tensor]:
     """The attention-field terms on a rendered mask m2d [N, 1, R, R] in [-1, 1] and a pseudo-label target (same
     shape, 2R - 1): mask MSE, binarisation, top-k/bottom-k min-max (k given per 5000 sampled pixels, scaled to the
-    number of pixels actually sampled) and the squared 2D total variation."""
+    number of pixels actually sampled) and the squared 2D total variation. With ``balanced`` the MSE weighs each
+    positive pixel (target > 0) as N-/N+ negatives, at most ``pos_weight_max`` (the two classes' means averaged
+    when it does not cap)."""
     n = m2d.shape[0]
     flat = m2d.reshape(n, -1)
     k = min(samples, flat.shape[1])
@@ -130,7 +132,12 @@ def mask_losses(m2d: Tensor, target: Tensor, topk: int, botk: int, gen: torch.Ge
     if balanced:  # small parts: positives (target > 0) and negatives weigh the same, else the mask collapses to 0
         pos = (target > 0).float()
         se = (m2d - target).pow(2)
-        mse = 0.5 * ((se * pos).sum() / pos.sum().clamp_min(1) + (se * (1 - pos)).sum() / (1 - pos).sum().clamp_min(1))
+        n_pos, n_neg = pos.sum().clamp_min(1), (1 - pos).sum().clamp_min(1)
+        if pos_weight_max is None:
+            mse = 0.5 * ((se * pos).sum() / n_pos + (se * (1 - pos)).sum() / n_neg)
+        else:  # the same with each positive weighing w = min(N- / N+, cap) negatives
+            w = torch.clamp(n_neg / n_pos, max=pos_weight_max)
+            mse = (w * (se * pos).sum() + (se * (1 - pos)).sum()) / (w * n_pos + n_neg)
     else:
         mse = F.mse_loss(m2d, target)
     return {"mask": mse, "bin": (1 - m2d.pow(2)).mean(), "minmax": mm, "tv": tv}

@@ -143,10 +143,15 @@ class EditConfig:
     relevance_refine_sigma: float = REFINE_SIGMA
     #: weigh positive and negative pseudo-label pixels equally in the mask MSE (small parts)
     balanced_mask_loss: bool = False
+    #: with balanced_mask_loss, a positive pixel weighs at most this many negatives (None: N-/N+, fully balanced).
+    #: Full balance gives a 3% part's label pixels 32x a negative's weight, so a point labelled in a tenth of its
+    #: views already earns a high mask: labels that jitter by a pixel spread the mask (docs/editing.md, "Capped
+    #: balance"; eyes_blue 4, lips_green 2)
+    mask_pos_weight_max: float | None = None
     #: supervise the attention field on every k-th ray row and column (k x fewer field evaluations squared; the
     #: pseudo-labels are area-downsampled): relevance maps are far coarser than the render (1 = official). Pixel-sharp
-    #: labels (relevance_grow on hair) want 1; the coarse top-few-percent labels of small parts trained better at 2
-    #: (docs/editing.md, "Every ray supervised")
+    #: labels (relevance_grow on hair) want 1; small parts' top-few-percent labels spread the mask at 1 under full
+    #: balance, not with mask_pos_weight_max (docs/editing.md, "Every ray supervised", "Capped balance")
     mask_stride: int = 1
     #: attention-field-only steps before the edit steps (source render + relevance + mask update; no mapper, no
     #: CLIP edit loss): a mask learnt from many more heads and views than the mapper needs, at a fraction of the
@@ -196,6 +201,9 @@ class EditConfig:
         for name in ("afn_warmup", "afn_cooldown"):
             if not 0 <= getattr(self, name) <= max_steps:
                 raise InputError(f"{name} must be between 0 and {max_steps}, got {getattr(self, name)}")
+        if self.mask_pos_weight_max is not None and not (self.balanced_mask_loss and self.mask_pos_weight_max >= 1):
+            raise InputError("mask_pos_weight_max caps balanced_mask_loss's positive weight: set balanced_mask_loss "
+                             f"and a value >= 1, got {self.mask_pos_weight_max}")
         if self.mask_stride < 1 or self.resolution % self.mask_stride:
             raise InputError(f"mask_stride must divide the resolution ({self.resolution}), got {self.mask_stride}")
         if self.mask_target_rays and not (self.enlarged_mask and self.use_mask):
@@ -404,7 +412,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     mt = _mask_at_target(modules.attention, src_field, tgt_field, xt, ft_sub, ws, wt0, wt_sub)
                     m2d_t = (2 * composite_mask(mt, wt_sub) - 1).permute(0, 2, 1).reshape(n, 1, res // ms, res // ms)
                     m2d, label = torch.cat([m2d, m2d_t]), torch.cat([label, 2 * rel_t - 1])
-                ml = mask_losses(m2d, label, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss)
+                ml = mask_losses(m2d, label, cfg.topk, cfg.botk, gen, balanced=cfg.balanced_mask_loss,
+                                 pos_weight_max=cfg.mask_pos_weight_max)
                 loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                           + cfg.lambda_tv * ml["tv"])
                 opt_a.zero_grad(set_to_none=True)

@@ -37,9 +37,10 @@ EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000,
 #: (same mask prompt: "eyes", "hair", "lips") takes these from that recipe (:func:`part_mask_recipe`)
 MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_select", "mask_prompt_templates",
                "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_grow", "relevance_shift_px",
-               "relevance_shifts", "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss", "mask_stride",
-               "afn_kind", "afn_hidden", "use_xyz", "afn_xyz_frequencies", "afn_warmup", "lr_attention", "topk",
-               "botk", "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
+               "relevance_shifts", "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss",
+               "mask_pos_weight_max", "mask_stride", "afn_kind", "afn_hidden", "use_xyz", "afn_xyz_frequencies",
+               "afn_warmup", "lr_attention", "topk", "botk", "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv",
+               "threshold", "binarize_mask")
 
 
 def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
