@@ -536,7 +536,7 @@ def test_attention_cooldown_trains_only_the_mask_after_the_edit_steps(synth, tmp
         train_edit(synth, _cfg(afn_cooldown=-1), tmp_path / "x", progress=False)
 
 
-FILL_FLOOR = 0.85  # measured 0.91 here (0.90 on 20 held-out heads); session 17's package: 0.86 (0.83)
+FILL_FLOOR = 0.85  # measured 0.91 here (0.91 on 20 held-out heads); session 17's package: 0.86 (0.83)
 
 
 def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
@@ -566,9 +566,11 @@ def test_shipped_hair_long_grows_solid_hair_with_a_binary_mask(synth):
     assert split and all(0.0 <= x <= 1.0 for x in split), r  # a hair mask, by the source's hair length
     # the new hair shows the target's colour on most of its pixels
     assert r["new_part_fill_median"] > FILL_FLOOR, r
-    # a mask cut at 0.97 leaves much of the new hair out, and the measure sees it (measured 0.60)
-    cut, _ = evaluate_edits(synth, [dataclasses.replace(edit, threshold=0.97)], [{"hair_length": "long"}], ["hair"],
+    # a mask cut at 0.99 leaves much of the new hair out (3D IoU 0.84 -> 0.55), and the measure sees it (fill 0.91 ->
+    # 0.60 measured; the cut was 0.97 until session 31, whose package's mask, supervised on every ray, is surer: 0.74)
+    cut, _ = evaluate_edits(synth, [dataclasses.replace(edit, threshold=0.99)], [{"hair_length": "long"}], ["hair"],
                             heads=4, views=views)
+    assert cut["iou3d_median"] < r["iou3d_median"] - 0.2, (cut, r)
     assert cut["new_part_fill_median"] < r["new_part_fill_median"] - 0.2, (cut, r)
 
 

@@ -122,7 +122,7 @@ def test_config_from_recipe_and_limits(studio):
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
     assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
-    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)  # the shipped shape recipes' mask settings
+    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)  # eyes_big's mask settings
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
     with pytest.raises(InputError, match="steps"):

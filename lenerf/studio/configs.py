@@ -32,8 +32,8 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_at
                       "lambda_outside": 1.0}
 #: what a new synthetic edit with the deformation switch on adds (the settings that made `eyes_big` learn: encoded,
 #: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
-#: and the mask settings of the shipped shape recipes (every other ray, full balance: every ray is untried on a
-#: growing part, and a shape edit already trains longest)
+#: and `eyes_big`'s mask settings (every other ray, full balance: a recipe-less shape edit already trained 796 s at
+#: stride 2, and every ray costs about 1.4-2x the time)
 SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0,
                          "mask_stride": 2, "mask_pos_weight_max": None}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
