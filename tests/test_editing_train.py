@@ -795,21 +795,61 @@ def test_relevance_grow_adds_the_seeds_colour_within_the_wide_cut():
             _cfg(**bad).validate()
 
 
+def test_connected_growth_stays_on_the_seeds_region():
+    """relevance_grow_connected: a red nose's labels grow over the red nose only, not over the red lips and red hair
+    elsewhere in the wide cut; a region joined to the seed through the colour (a neck below a face) still joins,
+    however winding the path."""
+    from lenerf.editing.trainer import _pseudo_labels, grow_labels
+    img = torch.full((1, 3, 16, 16), 0.6)   # skin everywhere
+    red = torch.tensor([1.0, -1.0, -1.0]).view(1, 3, 1, 1)
+    parts = torch.zeros(1, 1, 16, 16, dtype=torch.bool)
+    parts[..., :2, :] = True      # hair
+    parts[..., 6:9, 7:9] = True   # nose
+    parts[..., 12:13, 5:11] = True  # lips
+    img = torch.where(parts, red, img)
+    rel = torch.full((1, 1, 16, 16), 0.5)
+    rel[..., 6:9, 7:9] = 1.0      # the seed: the nose
+    wide = torch.ones_like(rel)   # the wide cut: the whole view
+    nose = torch.zeros_like(rel)
+    nose[..., 6:9, 7:9] = 1.0
+    loose = grow_labels(rel, wide, img, 0.2)
+    assert torch.equal(loose.bool(), parts)  # by colour alone: hair, nose and lips
+    assert torch.equal(grow_labels(rel, wide, img, 0.2, connected=True), nose)
+    # a spiral of the seed's colour from the seed outwards: every pixel of it joins, nothing else does
+    spiral = torch.zeros(16, 16, dtype=torch.bool)
+    for k in range(0, 8, 2):
+        spiral[k, k:16 - k] = spiral[k:16 - k, 15 - k] = True
+        spiral[15 - k, k + 2:16 - k] = spiral[k + 2:16 - k, k + 2] = True
+    spiral[8, 8] = False
+    swirl = torch.where(spiral, red.view(3, 1, 1), torch.full((3, 16, 16), 0.6)).unsqueeze(0)
+    seed = torch.full((1, 1, 16, 16), 0.5)
+    seed[..., 0, 0] = 1.0
+    got = grow_labels(seed, wide, swirl, 0.2, connected=True)
+    assert torch.equal(got[0, 0].bool(), spiral)
+    assert torch.equal(_pseudo_labels(rel, 0.01, True, images=img, grow=0.2, connected=True), nose)
+    with pytest.raises(Exception, match="relevance_grow_connected"):
+        _cfg(relevance_grow_connected=True).validate()
+
+
 def test_relevance_grow_reaches_the_trainers_pseudo_labels(synth, tmp_path, monkeypatch):
-    """relevance_grow: the trainer grows its pseudo-labels from the render it computed the maps of."""
+    """relevance_grow: the trainer grows its pseudo-labels from the render it computed the maps of (through
+    connected pixels only with relevance_grow_connected)."""
     import lenerf.editing.trainer as tr
     seen, grow = [], tr.grow_labels
 
-    def spy(rel, wide, images, distance):
-        seen.append((images.shape, distance))
-        return grow(rel, wide, images, distance)
+    def spy(rel, wide, images, distance, connected=False):
+        seen.append((images.shape, distance, connected))
+        return grow(rel, wide, images, distance, connected)
 
     monkeypatch.setattr(tr, "grow_labels", spy)
     train_edit(synth, _cfg(steps=1), tmp_path / "a", progress=False)
     assert not seen
-    train_edit(synth, _cfg(steps=1, relevance_quantile=0.5, relevance_binarize=True, relevance_grow=0.2),
-               tmp_path / "b", progress=False)
-    assert seen and all(d == 0.2 and shape[1] == 3 for shape, d in seen)
+    grown = dict(relevance_quantile=0.5, relevance_binarize=True, relevance_grow=0.2)
+    train_edit(synth, _cfg(steps=1, **grown), tmp_path / "b", progress=False)
+    assert seen and all(d == 0.2 and shape[1] == 3 and not c for shape, d, c in seen)
+    seen.clear()
+    train_edit(synth, _cfg(steps=1, relevance_grow_connected=True, **grown), tmp_path / "c", progress=False)
+    assert seen and all(d == 0.2 and c for _, d, c in seen)
 
 
 def test_grown_pseudo_labels_fit_short_and_long_hair(synth):

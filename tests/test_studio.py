@@ -98,7 +98,9 @@ def test_config_from_recipe_and_limits(studio):
     new = studio.make_config("synthetic", "nose", "a face with a blue nose")  # no recipe: the shipped edits' settings
     assert (new.loss, new.threshold) == ("dir_diff", 0.8)
     assert (new.edit_clip, new.lambda_outside, new.relevance_refine) == ("miniclip-color", 1.0, 10)
-    assert new.relevance_otsu and new.relevance_quantile is None  # any part's size (docs/synthetic-world.md)
+    # any part's size: each map's Otsu cut inside its top half, grown by colour through connected pixels
+    assert not new.relevance_otsu and (new.relevance_quantile, new.relevance_binarize) == (0.5, True)
+    assert (new.relevance_grow, new.relevance_grow_connected) == (0.2, True)
     assert new.mask_prompt_select == "contrast" and new.lr_mapper == 0.3
     assert (new.mask_stride, new.mask_pos_weight_max) == (1, 4.0)  # every ray, capped balance (README, the app)
     # each head's CLIP direction starts at its own nose colour: the world's other nose colours are the sources
@@ -122,7 +124,8 @@ def test_config_from_recipe_and_limits(studio):
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
     assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
-    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)  # eyes_big's mask settings
+    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)  # the settings it was measured with (README)
+    assert geo.relevance_otsu and geo.relevance_quantile is None and not geo.relevance_grow
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
     with pytest.raises(InputError, match="steps"):

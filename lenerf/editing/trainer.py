@@ -131,6 +131,10 @@ class EditConfig:
     #: pixels whose render colour (RGB in [0, 1]) lies within this distance of the seed's mean colour join it. One
     #: share of each map cannot fit a part whose area varies (a cap vs long hair); its colour tells where it goes on
     relevance_grow: float = 0.0
+    #: with relevance_grow, only the pixels of that colour connected to the seed (8-neighbours) join it: a red nose's
+    #: labels stay off red hair and red lips, the face's skin still reaches the neck (docs/editing.md, "Connected
+    #: growth")
+    relevance_grow_connected: bool = False
     #: average the relevance maps over copies of the render translated by +-this many pixels (0 = off): the maps
     #: are only as fine as CLIP's patch grid, shifts by a fraction of a patch sharpen the pseudo-labels' edges
     relevance_shift_px: int = 0
@@ -217,6 +221,8 @@ class EditConfig:
         if self.relevance_grow and not (self.relevance_quantile is not None and self.relevance_binarize):
             raise InputError("relevance_grow grows each map's Otsu cut within its top 1 - relevance_quantile: set "
                              "relevance_quantile and relevance_binarize")
+        if self.relevance_grow_connected and not self.relevance_grow:
+            raise InputError("relevance_grow_connected restricts relevance_grow's growth: set relevance_grow > 0")
         for name in ("relevance_quantile", "relevance_quantile_target"):
             value = getattr(self, name)
             if value is not None and not 0 < value < 1:
@@ -384,7 +390,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         if cfg.mask_target_rays:  # each render's mask is fit to its own image's map
                             q_t = cfg.relevance_quantile_target or cfg.relevance_quantile
                             rel_t = _pseudo_labels(relevance(tgt_img), q_t, cfg.relevance_binarize,
-                                                   cfg.relevance_otsu and q_t is None, tgt_img, cfg.relevance_grow)
+                                                   cfg.relevance_otsu and q_t is None, tgt_img, cfg.relevance_grow,
+                                                   cfg.relevance_grow_connected)
                         else:
                             rel = torch.maximum(rel, relevance(tgt_img))
                 rel = pseudo_labels(cfg, rel, src_img)
@@ -549,15 +556,16 @@ def mask_relevance(clip, G: Generator, cfg: EditConfig, images: Tensor) -> Tenso
 def pseudo_labels(cfg: EditConfig, rel: Tensor, images: Tensor) -> Tensor:
     """``cfg``'s pseudo-labels [N, 1, R, R] from relevance maps ``rel`` of the renders ``images`` (the source's)."""
     return _pseudo_labels(rel, cfg.relevance_quantile, cfg.relevance_binarize, cfg.relevance_otsu, images,
-                          cfg.relevance_grow)
+                          cfg.relevance_grow, cfg.relevance_grow_connected)
 
 
 def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool, otsu: bool = False,
-                   images: Tensor | None = None, grow: float = 0.0) -> Tensor:
+                   images: Tensor | None = None, grow: float = 0.0, connected: bool = False) -> Tensor:
     """Relevance maps [N, 1, R, R] in [0, 1] -> pseudo-labels R (the mask is fit to 2R - 1): with ``otsu`` 1 where
     a map reaches its Otsu threshold, else 0; unchanged without a quantile; else each map divided by its
     ``quantile`` and clipped, or with ``binarize`` 1 on its top 1 - q, or with ``grow`` > 0 too (and ``images``
-    [N, 3, H, W] in [-1, 1], the renders the maps were made from) the colour-grown labels of :func:`grow_labels`."""
+    [N, 3, H, W] in [-1, 1], the renders the maps were made from) the colour-grown labels of :func:`grow_labels`
+    (``connected``: grown through neighbours only)."""
     if otsu:
         return (rel >= otsu_thresholds(rel).view(-1, 1, 1, 1)).to(rel.dtype)
     if quantile is None:
@@ -566,16 +574,17 @@ def _pseudo_labels(rel: Tensor, quantile: float | None, binarize: bool, otsu: bo
     if binarize and grow > 0:
         if images is None:
             raise ValueError("colour-grown pseudo-labels need the rendered images")
-        return grow_labels(rel, (rel >= q).to(rel.dtype), images, grow)
+        return grow_labels(rel, (rel >= q).to(rel.dtype), images, grow, connected)
     return (rel >= q).to(rel.dtype) if binarize else (rel / q).clamp(0, 1)
 
 
-def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float) -> Tensor:
+def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float, connected: bool = False) -> Tensor:
     """Colour-grown pseudo-labels [N, 1, R, R] in {0, 1}, within ``wide`` (a loose cut, e.g. the top 50%): the seed
     (where the map is most relevant: the Otsu cut of its values inside ``wide``) plus the pixels of ``wide`` whose
     colour in ``images`` lies within ``distance`` (Euclidean, RGB in [0, 1]) of the seed's mean colour. (An Otsu
     cut of the whole map covered most of the view on a fifth of the hair renders, where the map's backdrop is
-    mid-level: docs/editing.md.)
+    mid-level: docs/editing.md.) With ``connected`` only those pixels joined to the seed through such pixels (8-
+    neighbours; a geodesic dilation, at most R * R / 2 rounds of a 3x3 max-pool, stopping when nothing changes).
 
     rel: relevance maps [N, 1, R, R]; wide: {0, 1} [N, 1, R, R]; images: [N, 3, H, W] in [-1, 1] (area-resized
     to R when larger, bilinear when smaller). Measured on 96 training renders of the synthetic world (hair,
@@ -588,7 +597,16 @@ def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float) -> T
     rgb = (images_at(images, rel) + 1) / 2  # the affine map commutes with the (linear) resize
     mean = (rgb * seed).sum((2, 3), keepdim=True) / seed.sum((2, 3), keepdim=True).clamp_min(1)
     near = ((rgb - mean).norm(dim=1, keepdim=True) < distance).to(rel.dtype)
-    return torch.maximum(seed, wide * near)
+    grown = torch.maximum(seed, wide * near)
+    if not connected:
+        return grown
+    reached = seed
+    for _ in range(rel.shape[-2] * rel.shape[-1] // 2 + 1):  # a path through every other pixel is the longest
+        step = torch.minimum(F.max_pool2d(reached, 3, 1, 1), grown)
+        if torch.equal(step, reached):
+            break
+        reached = step
+    return reached
 
 
 def _strided_rays(res: int, stride: int, device) -> Tensor:

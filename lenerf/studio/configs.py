@@ -22,26 +22,32 @@ SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
 #: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
 #: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app.
 #: Since session 31 the mask is supervised on every ray with a capped balance (as the eyes' and lips' recipes): nose
-#: -> red IoU 0.77 -> 0.89, 57.8 -> 92.0 dB outside; skin -> dark 0.53 -> 0.62, 53.3 -> 63.1 dB (~360 s of training).
+#: -> red IoU 0.77 -> 0.89, 57.8 -> 92.0 dB outside; skin -> dark 0.53 -> 0.62, 53.3 -> 63.1 dB (~360 s of training);
+#: and the labels are each map's Otsu cut within its top half grown by colour through connected pixels (as
+#: `hair_red`'s, connected): skin -> dark 0.62 -> 0.83 (the neck joins the face), nose -> red 0.89 -> 0.90.
 #: :func:`make_config` adds a part's recipe mask settings and the part's other variants as source prompts
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
-                      "relevance_otsu": True, "balanced_mask_loss": True, "mask_pos_weight_max": 4.0,
+                      "relevance_quantile": 0.5, "relevance_binarize": True, "relevance_grow": 0.2,
+                      "relevance_grow_connected": True, "balanced_mask_loss": True, "mask_pos_weight_max": 4.0,
                       "mask_prompt_select": "contrast", "afn_warmup": 300, "mask_stride": 1, "afn_xyz_frequencies": 6,
                       "loss": "dir_diff", "threshold": 0.8, "relevance_refine": 10, "relevance_shift_px": 2,
                       "mask_prompt_templates": ["{}", "a face with {}"], "edit_clip": "miniclip-color",
                       "lambda_outside": 1.0}
 #: what a new synthetic edit with the deformation switch on adds (the settings that made `eyes_big` learn: encoded,
 #: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
-#: and `eyes_big`'s mask settings (every other ray, full balance: a recipe-less shape edit already trained 796 s at
-#: stride 2, and every ray costs about 1.4-2x the time)
+#: and the mask settings a recipe-less shape edit was measured with (README, the app: Otsu-cut labels, as `eyes_big`
+#: every other ray and full balance; it already trained 796 s at stride 2, and every ray costs 1.4-2x the time)
 SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0,
-                         "mask_stride": 2, "mask_pos_weight_max": None}
+                         "mask_stride": 2, "mask_pos_weight_max": None, "relevance_otsu": True,
+                         "relevance_quantile": None, "relevance_binarize": False, "relevance_grow": 0.0,
+                         "relevance_grow_connected": False}
 EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000, "resolution": 128}
 #: what shapes an edit's 3D mask (the mask CLIP, its pseudo-labels, the attention field, its losses and threshold).
 #: None of it reads the edit prompt, so a new synthetic texture edit of a part that a shipped texture recipe masks
 #: (same mask prompt: "eyes", "hair", "lips") takes these from that recipe (:func:`part_mask_recipe`)
 MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_select", "mask_prompt_templates",
-               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_grow", "relevance_shift_px",
+               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_grow", "relevance_grow_connected",
+               "relevance_shift_px",
                "relevance_shifts", "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss",
                "mask_pos_weight_max", "mask_stride", "afn_kind", "afn_hidden", "use_xyz", "afn_xyz_frequencies",
                "afn_warmup", "lr_attention", "topk", "botk", "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv",
