@@ -144,6 +144,18 @@ def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path
     a, b = (load_file(d / "modules.safetensors") for d in (plain, paid))
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("mapper."))
 
+    # the raw target's term: logged, it changes the mapper, and it needs a texture-only edit with the mask
+    raw = train_edit(synth, _cfg(lambda_outside_target=50.0, **kw), tmp_path / "raw", progress=False)
+    rows = [json.loads(line) for line in (raw / "train_log.jsonl").read_text().splitlines()]
+    assert all("outside_target" in r for r in rows if r["step"] > 1) and "outside_target" not in rows[0]
+    assert any(r["outside_target"] > 0 for r in rows if r["step"] > 1)
+    c = load_file(raw / "modules.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a if k.startswith("mapper."))
+    for bad in (dict(lambda_outside_target=-1.0), dict(lambda_outside_target=1.0, use_mask=False),
+                dict(lambda_outside_target=1.0, texture_only=False)):
+        with pytest.raises(InputError, match="lambda_outside_target"):
+            _cfg(**bad).validate()
+
 
 def test_train_cli_writes_a_package(tmp_path):
     r = subprocess.run([sys.executable, "-m", "lenerf", "--threads", "2", "train", "--generator", "synthetic",
@@ -421,7 +433,7 @@ def test_texture_step_evaluates_the_target_only_where_rays_carry_weight(synth):
     """The texture-only edit step evaluates the target field only at the samples that carry ray weight; colours,
     density and the mapper's gradient are those of fusing at every sample (the mask is 0 elsewhere)."""
     from lenerf.editing.modules import AttentionField
-    from lenerf.editing.trainer import _mask_at, _texture_step_colors
+    from lenerf.editing.trainer import _mask_at, _texture_step_colors, weighted_samples
     from lenerf.rendering import RenderSettings, render, sample_rays
     from lenerf.synthetic.data import latents
     n, res = 2, 16
@@ -445,7 +457,8 @@ def test_texture_step_evaluates_the_target_only_where_rays_carry_weight(synth):
         d = torch.zeros((), requires_grad=True)
         tgt_field = synth.field(ws + d * direction)
         if fast:
-            colors, sigma = _texture_step_colors(src_field, tgt_field, fs, x, m, src.sample_weights)
+            colors, sigma, none = _texture_step_colors(src_field, tgt_field, fs, x, m, src.sample_weights)
+            assert none is None
         else:
             colors = src_field.decode(torch.lerp(fs, tgt_field.features(x), m))[0]
             sigma = src_field.decode(fs)[1]
@@ -456,6 +469,16 @@ def test_texture_step_evaluates_the_target_only_where_rays_carry_weight(synth):
     assert torch.allclose(c1, c2, atol=1e-6)
     assert g2.abs() > 0 and torch.allclose(g1, g2, rtol=1e-4, atol=1e-6), (g1, g2)
     assert c1.shape == (n, res * res * s, synth.field(ws).color_dim)
+    # raw: the raw target's colours where rays carry weight (lambda_outside_target), the source's elsewhere
+    tgt_field = synth.field(ws + 0.5 * direction)
+    colors, _, raw = _texture_step_colors(src_field, tgt_field, fs, x, m, src.sample_weights, raw=True)
+    torch.testing.assert_close(colors, _texture_step_colors(src_field, tgt_field, fs, x, m, src.sample_weights)[0])
+    full = src_field.decode(tgt_field.features(x))[0]
+    weighted = torch.zeros(n, x.shape[1], dtype=torch.bool)
+    weighted.scatter_(1, weighted_samples(src.sample_weights), True)
+    torch.testing.assert_close(raw[weighted], full[weighted], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(raw[~weighted], src_field.decode(fs)[0][~weighted])
+    assert not torch.allclose(raw[weighted], colors[weighted])  # unmasked: not the fused colours
 
 
 def test_mask_along_the_target_rays_sees_new_geometry(synth, tmp_path):
@@ -983,6 +1006,20 @@ def test_shipped_lips_green_reads_green_on_every_view_of_its_former_failures(syn
             # measured (0.12-0.13, 0.62-0.66, 0.03-0.05); the previous package (0.26-0.29, 0.39-0.43, 0.02-0.03)
             assert rgb[1] > 0.55 and rgb[1] > 2 * max(rgb[0], rgb[2]), (h, rgb)
 
+
+def test_shipped_lips_green_raw_target_keeps_the_rest(synth):
+    """lambda_outside_target (session 31): lips_green's raw target latent - what a later edit composes on - turns
+    the lips green and keeps every other attribute (the world's truth, no rendering) on held-out heads; the session
+    30 package, paid only for its fused render's change, kept them on 35% of 200 (docs/editing.md)."""
+    from lenerf.synthetic.data import EVAL_SEED_BASE, latents
+    edit, info = load_edit(ROOT / "checkpoints" / "edits" / "lips_green")
+    assert info["config"]["lambda_outside_target"] == 1.0
+    ws = latents(synth, [EVAL_SEED_BASE + 70_000 + h for h in range(60)])
+    with torch.no_grad():
+        before, after = synth.attribute_names(ws), synth.attribute_names(edit.target_latent(ws))
+    assert all(a["lips"] == "green" for a in after), after
+    kept = [all(a[k] == b[k] for k in b if k != "lips") for a, b in zip(after, before)]
+    assert all(kept), sum(kept)  # measured 60 of 60 (200 of 200 by eval mapper); session 30's package 19 of 60
 
 def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     """An eye-size target ({"eye_size": "big"}, which no latent reaches) is scored from the edited render's part

@@ -115,6 +115,9 @@ class EditConfig:
     #: with lambda_outside: the pseudo-labels are dilated by this many pixels first, so a ring around the part may
     #: change freely (an edit that grows the part, e.g. a deformation enlarging the eyes; 0 = off)
     outside_dilate_px: int = 0
+    #: weight of the same term on the raw target's render (texture-only edits; 0 = off): a tight mask hides what the
+    #: mapper changes beside the part, but a later edit composes on the raw target (docs/editing.md)
+    lambda_outside_target: float = 0.0
     topk: int = 80
     botk: int = 100
     #: pseudo-label normalisation: None = min-max per image (official); q in (0, 1) = divide by the per-image
@@ -256,6 +259,10 @@ class EditConfig:
             raise InputError(f"loss must be one of {', '.join(CLIP_LOSSES)}, got {self.loss!r}")
         if self.lambda_outside < 0 or (self.lambda_outside and not self.use_mask):
             raise InputError("lambda_outside must be >= 0 and needs the mask (use_mask)")
+        if self.lambda_outside_target < 0 or (self.lambda_outside_target and not (self.use_mask and self.texture_only
+                                                                                   and not self.deformation)):
+            raise InputError("lambda_outside_target must be >= 0 and needs the mask (use_mask) and a texture-only "
+                             "edit without deformation")
         if self.outside_dilate_px < 0:
             raise InputError(f"outside_dilate_px must be >= 0, got {self.outside_dilate_px}")
         if self.mask_prompt_select not in ("mean", "best", "contrast"):
@@ -449,9 +456,10 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 x = pts.reshape(n, -1, 3)
                 l_def = l_offset = torch.zeros((), device=dev)
                 fs = src.sample_features.reshape(n, -1, src.sample_features.shape[-1])
+                raw_colors = None
                 if cfg.texture_only and modules.deformation is None:
-                    colors, sigma = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
-                                                         src.sample_weights)
+                    colors, sigma, raw_colors = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
+                                                                     src.sample_weights, cfg.lambda_outside_target > 0)
                 else:
                     ft = tgt_field.features(x)
                     if modules.deformation is not None:
@@ -472,21 +480,28 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 l_clip = clip_loss(edit_clip, edited, src_img, edit_prompts, cfg.source_prompts, cfg.loss,
                                    cfg.augmentations, gen, cfg.source_prompt_select)
                 l_ws = delta.norm(dim=-1).mean()
-                l_out = torch.zeros((), device=dev)
-                if cfg.lambda_outside:
+                l_out = l_out_t = torch.zeros((), device=dev)
+                if cfg.lambda_outside or cfg.lambda_outside_target:
                     inside = F.interpolate(allowed, size=edited.shape[-2:], mode="area")
                     if cfg.outside_dilate_px:
                         k = cfg.outside_dilate_px
                         inside = F.max_pool2d(inside, 2 * k + 1, stride=1, padding=k)
                     outside = 1 - inside
                     l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
+                    if raw_colors is not None:  # the raw target, at the source's density (texture-only)
+                        raw = march(raw_colors.reshape(n, -1, s_count, raw_colors.shape[-1]),
+                                    sigma.reshape(n, -1, s_count, 1), src.sample_depths)[0]
+                        raw_img = G.images(raw * 2 - 1, wt, preset, res)[0]
+                        l_out_t = ((raw_img - src_img).abs().mean(1, keepdim=True) * outside).mean()
                 loss_m = (cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
-                          + cfg.lambda_outside * l_out + cfg.lambda_offset * l_offset)
+                          + cfg.lambda_outside * l_out + cfg.lambda_outside_target * l_out_t
+                          + cfg.lambda_offset * l_offset)
                 opt_m.zero_grad(set_to_none=True)
                 loss_m.backward()
                 opt_m.step()
                 logs.update({"clip": l_clip.item(), "ws_l2": l_ws.item(), "deform": l_def.item(),
                              **({"outside": l_out.item()} if cfg.lambda_outside else {}),
+                             **({"outside_target": l_out_t.item()} if cfg.lambda_outside_target else {}),
                              **({"offset": l_offset.item()} if cfg.lambda_offset else {})})
             step += 1
             elapsed = elapsed_before + time.time() - t0
@@ -527,8 +542,10 @@ def _append_log(path: Path, history: list[dict]) -> None:
             f.write(json.dumps(h) + "\n")
 
 
-def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor, weights: Tensor):
-    """Colours and density of a texture-only edit step, [N, P, C] and [N, P, 1] (P = M*S samples).
+def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor, weights: Tensor,
+                         raw: bool = False):
+    """Colours and density of a texture-only edit step, [N, P, C] and [N, P, 1] (P = M*S samples), and with
+    ``raw`` the raw target's colours there ([N, P, C], the source's where no ray weight is; else None).
 
     The mask ``m`` [N, P, 1] is 0 at every sample that carries no ray weight (``_mask_at``), where the fused
     features are the source's; so the target field - evaluated with gradients, the most expensive part of the
@@ -538,9 +555,11 @@ def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor,
     sel = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
     with torch.no_grad():
         colors, sigma = src_field.decode(fs)
-    fs_k = sel(fs)
-    colors_k = src_field.decode(torch.lerp(fs_k, tgt_field.features(sel(x)), sel(m)))[0]
-    return colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), colors_k), sigma
+    fs_k, ft_k = sel(fs), tgt_field.features(sel(x))
+    colors_k = src_field.decode(torch.lerp(fs_k, ft_k, sel(m)))[0]
+    at = idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1])
+    raw_colors = colors.scatter(1, at, src_field.decode(ft_k)[0]) if raw else None
+    return colors.scatter(1, at, colors_k), sigma, raw_colors
 
 
 def mask_relevance(clip, G: Generator, cfg: EditConfig, images: Tensor) -> Tensor:
