@@ -17,7 +17,8 @@ from ..hub import ROOT
 SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
 #: settings the UI uses for a new edit of the synthetic world (those of the shipped texture recipes: refined,
 #: shift-averaged pseudo-labels from two phrasings; a mapper guided by MiniCLIP-color that pays for change outside
-#: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size)
+#: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size;
+#: grown by colour since session 31, below)
 #: from the part's phrases contrasted, and the mapper rate of `eyes_blue` and `hair_red`. On an edit no recipe covers
 #: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
 #: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app.
