@@ -487,7 +487,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                         k = cfg.outside_dilate_px
                         inside = F.max_pool2d(inside, 2 * k + 1, stride=1, padding=k)
                     outside = 1 - inside
-                    l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
+                    if cfg.lambda_outside:
+                        l_out = ((edited - src_img).abs().mean(1, keepdim=True) * outside).mean()
                     if raw_colors is not None:  # the raw target, at the source's density (texture-only)
                         raw = march(raw_colors.reshape(n, -1, s_count, raw_colors.shape[-1]),
                                     sigma.reshape(n, -1, s_count, 1), src.sample_depths)[0]

@@ -15,17 +15,13 @@ from ..generator import Generator
 from ..hub import ROOT
 
 SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
-#: settings the UI uses for a new edit of the synthetic world (those of the shipped texture recipes: refined,
-#: shift-averaged pseudo-labels from two phrasings; a mapper guided by MiniCLIP-color that pays for change outside
-#: them), with pseudo-labels cut at each map's Otsu threshold (a part the app has no recipe for may be any size;
-#: grown by colour since session 31, below)
-#: from the part's phrases contrasted, and the mapper rate of `eyes_blue` and `hair_red`. On an edit no recipe covers
-#: (nose -> red, 20 held-out heads) these took success 60% -> 100%, identity 60% -> 100%, PSNR outside 25.4 -> 56.3
-#: dB, mask IoU 0.18 -> 0.77 against session 23's defaults; eyes -> green and hair -> white: README, the app.
-#: Since session 31 the mask is supervised on every ray with a capped balance (as the eyes' and lips' recipes): nose
-#: -> red IoU 0.77 -> 0.89, 57.8 -> 92.0 dB outside; skin -> dark 0.53 -> 0.62, 53.3 -> 63.1 dB (~360 s of training);
-#: and the labels are each map's Otsu cut within its top half grown by colour through connected pixels (as
-#: `hair_red`'s, connected): skin -> dark 0.62 -> 0.83 (the neck joins the face), nose -> red 0.89 -> 0.90.
+#: settings the UI uses for a new edit of the synthetic world: those of the shipped texture recipes (refined,
+#: shift-averaged pseudo-labels from two phrasings, the part's phrases contrasted; a mapper guided by MiniCLIP-color
+#: that pays for change outside them, at the rate of `eyes_blue` and `hair_red`), with labels that fit a part of any
+#: size (the app has no recipe for it): each map's Otsu cut within its top half, grown by colour through connected
+#: pixels (session 31; Otsu cuts since session 25), the mask supervised on every ray with a capped balance (session
+#: 31). Measured on 20 held-out heads (README, the app): nose -> red mask IoU 0.18 (session 23) -> 0.77 (session 25)
+#: -> 0.90, success 60% -> 100%; skin -> dark 0.53 -> 0.83 (the neck joins the face); eyes -> green, hair -> white.
 #: :func:`make_config` adds a part's recipe mask settings and the part's other variants as source prompts
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
                       "relevance_quantile": 0.5, "relevance_binarize": True, "relevance_grow": 0.2,
@@ -47,12 +43,11 @@ EG3D_DEFAULTS = {"clip": "ViT-B-32", "clip_pretrained": "openai", "steps": 1000,
 #: None of it reads the edit prompt, so a new synthetic texture edit of a part that a shipped texture recipe masks
 #: (same mask prompt: "eyes", "hair", "lips") takes these from that recipe (:func:`part_mask_recipe`)
 MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_select", "mask_prompt_templates",
-               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_grow", "relevance_grow_connected",
-               "relevance_shift_px",
-               "relevance_shifts", "relevance_refine", "relevance_refine_sigma", "balanced_mask_loss",
-               "mask_pos_weight_max", "mask_stride", "afn_kind", "afn_hidden", "use_xyz", "afn_xyz_frequencies",
-               "afn_warmup", "lr_attention", "topk", "botk", "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv",
-               "threshold", "binarize_mask")
+               "relevance_quantile", "relevance_binarize", "relevance_otsu", "relevance_grow",
+               "relevance_grow_connected", "relevance_shift_px", "relevance_shifts", "relevance_refine",
+               "relevance_refine_sigma", "balanced_mask_loss", "mask_pos_weight_max", "mask_stride", "afn_kind",
+               "afn_hidden", "use_xyz", "afn_xyz_frequencies", "afn_warmup", "lr_attention", "topk", "botk",
+               "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
 
 
 def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
