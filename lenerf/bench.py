@@ -299,3 +299,49 @@ def bench_inversion(steps: int = 10, threads: int = 2) -> dict:
     return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
             "torch": torch.__version__, "preset": "preview", "perceptual": per.name,
             "default_steps": InversionConfig().steps, "results": rows}
+
+
+def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, device: str = "cpu") -> dict:
+    """Seconds per training step of a shipped recipe (``checkpoints/edits/RECIPE.json``), by phase: ``steps`` steps
+    of each phase the recipe has (mask warm-up, edit, mask cool-down), the median of each phase after its first
+    step, and the run they project to at the recipe's own step counts (compare with its package's
+    ``train_time_s``). Trains into a temporary folder that is removed; the recipe's seed and settings otherwise."""
+    import json
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from .editing import EditConfig, train_edit
+    from .hub import load_generator
+    torch.set_num_threads(threads)
+    path = Path(__file__).resolve().parents[1] / "checkpoints" / "edits" / f"{recipe}.json"
+    if not path.is_file():
+        from .errors import InputError
+        raise InputError(f"no shipped recipe {recipe!r} (checkpoints/edits/{recipe}.json)")
+    full = json.loads(path.read_text())
+    counts = {"mask warm-up": full.get("afn_warmup", 0), "edit": full["steps"],
+              "mask cool-down": full.get("afn_cooldown", 0)}
+    cfg = EditConfig.from_file(path, afn_warmup=steps if counts["mask warm-up"] else 0, steps=steps,
+                               afn_cooldown=steps if counts["mask cool-down"] else 0, save_every=10 ** 9,
+                               preview_every=0)
+    G = load_generator(cfg.generator, device=device)
+    times: dict[str, list[float]] = {}
+    last = [time.perf_counter()]
+
+    def tick(info: dict) -> None:
+        now = time.perf_counter()
+        times.setdefault(info["phase"], []).append(now - last[0])
+        last[0] = now
+
+    with tempfile.TemporaryDirectory(prefix="lenerf_bench_train_") as tmp:
+        last[0] = time.perf_counter()
+        train_edit(G, cfg, tmp, resume=False, progress=False, callback=tick)
+    rows = {phase: {"median_s_per_step": round(statistics.median(ts[1:] or ts), 3), "steps_timed": len(ts),
+                    "recipe_steps": counts[phase]} for phase, ts in times.items()}
+    projected = sum(r["median_s_per_step"] * r["recipe_steps"] for r in rows.values())
+    for phase, r in rows.items():
+        print(f"{recipe}: {phase:<15} {r['median_s_per_step']:.3f} s/step (x {r['recipe_steps']} in the recipe)")
+    print(f"{recipe}: projected full run {projected:.0f} s")
+    return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
+            "torch": torch.__version__, "device": device, "recipe": recipe, "phases": rows,
+            "projected_run_s": round(projected, 1)}

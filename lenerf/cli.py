@@ -54,8 +54,13 @@ def cmd_render(a) -> int:
 
 
 def cmd_bench(a) -> int:
-    from .bench import bench_app, bench_inversion, bench_relevance, bench_render, bench_synthetic
-    if a.what == "inversion":
+    from .bench import bench_app, bench_inversion, bench_relevance, bench_render, bench_synthetic, bench_train
+    if a.what == "train":
+        result = bench_train(a.train_recipe or "eyes_big", steps=a.train_steps or (3 if a.quick else 10),
+                             threads=a.threads or 2, device=_device(a.device))
+        if a.json == "outputs/bench_render.json":
+            a.json = f"outputs/bench_train_{result['recipe']}.json"
+    elif a.what == "inversion":
         result = bench_inversion(steps=3 if a.quick else 10)
         if a.json == "outputs/bench_render.json":
             a.json = "outputs/bench_inversion.json"
@@ -492,9 +497,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.set_defaults(func=cmd_invert)
 
     b = sub.add_parser("bench", help="benchmarks")
-    b.add_argument("what", choices=["render", "synthetic", "relevance", "app", "inversion"])
-    b.add_argument("--train-recipe", default=None, help="app: also train this shipped recipe from the UI")
-    b.add_argument("--train-steps", type=int, default=None, help="app: steps of that training (default: the recipe's)")
+    b.add_argument("what", choices=["render", "synthetic", "relevance", "app", "inversion", "train"])
+    b.add_argument("--train-recipe", default=None,
+                   help="app: also train this shipped recipe from the UI; train: the recipe to time (eyes_big)")
+    b.add_argument("--train-steps", type=int, default=None,
+                   help="app: steps of that training (default: the recipe's); train: steps timed per phase (10)")
     b.add_argument("--repeats", type=int, default=3)
     b.add_argument("--json", default="outputs/bench_render.json")
     b.add_argument("--device", default="cpu")

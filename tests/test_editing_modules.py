@@ -131,6 +131,27 @@ def test_bounded_deformation_reads_the_source_at_most_max_offset_away():
     assert mods.deformation.max_offset == 0.02
 
 
+def test_deformation_mlp_equals_its_layers_in_turn():
+    """The deformation's MLP skips the [P, hidden] copy of the latent and folds the gains (a fused evaluation); the
+    values and gradients are those of its layers called in turn on the concatenated input."""
+    for k, sym in ((0, False), (4, True)):
+        torch.manual_seed(0)
+        dn = DeformationField(32, 64, k, sym)
+        with torch.no_grad():
+            dn.net[-1].weight.normal_()
+        x, ws = torch.rand(2, 300, 3) - 0.5, torch.randn(2, 14, 32)
+        lat = torch.cat([dn.latent(ws), dn.latent(ws.flip(0))], -1)
+        ang = (x.unsqueeze(-1) * dn.freqs).flatten(-2)
+        enc = [x] + ([torch.sin(ang), torch.cos(ang)] if k else [])
+        want = dn.net(torch.cat(enc + [lat.unsqueeze(1).expand(-1, 300, -1)], -1))
+        grads_want = torch.autograd.grad(want.pow(2).sum(), list(dn.net.parameters()))
+        got = dn._offsets(x, lat)
+        grads_got = torch.autograd.grad(got.pow(2).sum(), list(dn.net.parameters()))
+        assert want.abs().mean() > 0.1 and torch.allclose(got, want, atol=1e-5, rtol=1e-5)
+        for a, b in zip(grads_got, grads_want):
+            assert torch.allclose(a, b, atol=1e-4 * b.abs().max().item(), rtol=1e-4)
+
+
 def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
     """Mask 0 reproduces the source render exactly; mask 1 (texture and geometry) gives the target render."""
     ws = tiny_golden[2]["ws_case0"]

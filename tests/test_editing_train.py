@@ -361,6 +361,31 @@ def test_deformation_trains_at_its_own_rate_and_stays_small(synth, tmp_path, fre
         train_edit(synth, _cfg(dn_max_offset=0.02), tmp_path / "x", progress=False)
 
 
+def test_a_deformation_without_a_mapper_reads_the_captured_source_features(synth, tiny_G, tmp_path):
+    """Without mapper groups the target is the source, so an edit step takes the target's features at the samples
+    from the source render's capture instead of evaluating the field again: they are the same values on both
+    generators' fields (the trainer's sample points, its render call), and such an edit trains its deformation."""
+    from lenerf.cameras import sample_cameras
+    from lenerf.rendering import render, sample_rays
+    for G in (synth, tiny_G):
+        ws = G.mapping(torch.randn(1, G.z_dim, generator=torch.Generator().manual_seed(3)), torch.zeros(1, G.c_dim))
+        field = G.field(ws)
+        cams = sample_cameras(1, generator=torch.Generator().manual_seed(0), radius=G.camera_radius,
+                              lookat=G.camera_pivot, fov_deg=G.fov_deg)
+        origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3), 16)
+        with torch.no_grad():
+            src = render(field, origins, dirs, G.render_settings, generator=torch.Generator().manual_seed(1),
+                         capture_features=True)
+            pts = origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)
+            again = field.features(pts.reshape(1, -1, 3))
+        assert src.sample_features.reshape(again.shape).std() > 0
+        assert torch.allclose(src.sample_features.reshape(again.shape), again, atol=1e-5), type(G).__name__
+    out = train_edit(synth, _cfg(deformation=True, texture_only=False, mapper_groups=[], dn_xyz_frequencies=4),
+                     tmp_path / "d", progress=False)
+    edit, info = load_edit(out)
+    assert info["module_config"]["mapper_groups"] == [] and edit.modules.deformation.net[-1].weight.abs().max() > 0
+
+
 def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp_path):
     """lambda_offset (expected |T(x)|_1 along the source's rays) pulls the offsets back towards zero: the same 4 steps
     with it leave them several times smaller than without; it is logged and needs the deformation network."""

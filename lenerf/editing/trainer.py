@@ -461,7 +461,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     colors, sigma, raw_colors = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
                                                                      src.sample_weights, cfg.lambda_outside_target > 0)
                 else:
-                    ft = tgt_field.features(x)
+                    # without a mapper the target is the source: its features at x are the captured ones
+                    ft = fs if not modules.mapper.groups else tgt_field.features(x)
                     if modules.deformation is not None:
                         x_def = modules.deformation(x, ws, wt)
                         fs = src_field.features(x_def)
