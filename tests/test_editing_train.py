@@ -409,6 +409,28 @@ def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp
         train_edit(synth, _cfg(lambda_offset=-1.0, **kw), tmp_path / "x", progress=False)
 
 
+def test_bench_train_times_each_phase_of_a_shipped_recipe():
+    """``python -m lenerf bench train``: a few steps of each phase the recipe has, timed by the trainer's callback,
+    projected to the recipe's own step counts; an unknown recipe is an input error."""
+    from lenerf.bench import bench_train
+    before = torch.get_num_threads()
+    try:
+        r = bench_train("eyes_big", steps=2, threads=before)
+        cfg = json.loads((ROOT / "checkpoints" / "edits" / "eyes_big.json").read_text())
+        assert set(r["phases"]) == {"mask warm-up", "edit"}
+        assert r["phases"]["edit"]["recipe_steps"] == cfg["steps"]
+        assert r["phases"]["mask warm-up"]["recipe_steps"] == cfg["afn_warmup"]
+        assert all(p["steps_timed"] == 2 and p["median_s_per_step"] > 0 for p in r["phases"].values())
+        # a deformation step renders and backpropagates through the network at every sample: dearer than a mask step
+        assert r["phases"]["edit"]["median_s_per_step"] > r["phases"]["mask warm-up"]["median_s_per_step"]
+        want = sum(p["median_s_per_step"] * p["recipe_steps"] for p in r["phases"].values())
+        assert r["projected_run_s"] == pytest.approx(want, abs=0.1)
+        with pytest.raises(InputError, match="no shipped recipe"):
+            bench_train("no_such_recipe", steps=1)
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_allocator_tuning_is_on_by_default_and_can_be_turned_off():
     """On glibc the CLI keeps freed memory for reuse (lenerf.runtime); LENERF_TUNE_MALLOC=0 leaves malloc alone."""
     import os
