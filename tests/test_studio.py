@@ -278,3 +278,5 @@ def test_fc_stack_inference_equals_the_layers():
     x = torch.randn(5, 9, 7)
     with torch.no_grad():
         assert torch.allclose(fc_stack_inference(net, x), net(x), atol=1e-5, rtol=1e-5)
+        # a factor the input still owes (a preceding lrelu's sqrt 2) is folded into the first matrix
+        assert torch.allclose(fc_stack_inference(net, x, carry=2 ** 0.5), net(x * 2 ** 0.5), atol=1e-5, rtol=1e-5)

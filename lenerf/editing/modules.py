@@ -198,14 +198,7 @@ class DeformationField(nn.Module):
         d = enc.shape[-1]
         bias = torch.addmm(first.bias * first.bias_gain, lat, w[:, d:].t())  # [N, hidden]
         h = F.leaky_relu_(torch.baddbmm(bias.unsqueeze(1), enc, w[:, :d].t().expand(enc.shape[0], -1, -1)), 0.2)
-        carry = SQRT2
-        for layer in self.net[1:]:
-            h = F.linear(h, layer.weight * (layer.weight_gain * carry), layer.bias * layer.bias_gain)
-            if layer.activation == "lrelu":
-                h, carry = F.leaky_relu_(h, 0.2), SQRT2
-            else:
-                carry = 1.0
-        return h * carry if carry != 1.0 else h
+        return fc_stack_inference(self.net[1:], h, carry=SQRT2)  # the first lrelu's sqrt(2) still owed
 
     def forward(self, x: Tensor, ws: Tensor, wt: Tensor) -> Tensor:
         return x + self.offsets(x, ws, wt)

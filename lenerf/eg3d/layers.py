@@ -71,11 +71,11 @@ class FullyConnectedLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
 
 
-def fc_stack_inference(layers, x: Tensor) -> Tensor:
-    """A stack of :class:`FullyConnectedLayer` for inference, same values as calling them in turn: the weight gains
-    and each lrelu's sqrt(2) are folded into the next matrix and the activation runs in place (one pass over the
-    activations per layer instead of four)."""
-    carry = 1.0
+def fc_stack_inference(layers, x: Tensor, carry: float = 1.0) -> Tensor:
+    """A stack of :class:`FullyConnectedLayer` for inference, same values as calling them in turn on ``carry * x``:
+    the weight gains and each lrelu's sqrt(2) are folded into the next matrix and the activation runs in place (one
+    pass over the activations per layer instead of four). Also differentiable (each in-place activation acts on a
+    fresh linear output, which autograd allows): the deformation network trains through it."""
     for layer in layers:
         w = layer.weight * (layer.weight_gain * carry)
         b = layer.bias * layer.bias_gain if layer.bias is not None else None
