@@ -452,7 +452,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             else:
                 delta = modules.mapper(ws)
                 wt = ws + cfg.strength * delta
-                tgt_field = G.field(wt)
+                no_mapper = not modules.mapper.groups  # the target is the source (e.g. a deformation alone)
+                tgt_field = src_field if no_mapper else G.field(wt)  # EG3D: no second tri-plane synthesis
                 x = pts.reshape(n, -1, 3)
                 l_def = l_offset = torch.zeros((), device=dev)
                 fs = src.sample_features.reshape(n, -1, src.sample_features.shape[-1])
@@ -461,8 +462,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     colors, sigma, raw_colors = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
                                                                      src.sample_weights, cfg.lambda_outside_target > 0)
                 else:
-                    # without a mapper the target is the source: its features at x are the captured ones
-                    ft = fs if not modules.mapper.groups else tgt_field.features(x)
+                    ft = fs if no_mapper else tgt_field.features(x)  # the source's: captured by its render
                     if modules.deformation is not None:
                         x_def = modules.deformation(x, ws, wt)
                         fs = src_field.features(x_def)
