@@ -128,7 +128,36 @@ def test_bounded_deformation_reads_the_source_at_most_max_offset_away():
     with pytest.raises(ValueError, match="max_offset"):
         DeformationField(32, 64, 4, max_offset=-1.0)
     mods = EditModules(14, 32, 10, (), deformation=True, dn_max_offset=0.02)
-    assert mods.deformation.max_offset == 0.02
+    assert mods.deformation.max_offset == 0.02 and not mods.deformation.bound_length
+
+
+def test_length_bounded_deformation_keeps_the_offset_direction_within_a_ball():
+    """dn_bound_length: the offset is r tanh(|T| / r) T / |T| - its length within r (a ball, not the box of the
+    per-component bound, whose corners reach r sqrt 3), its direction T's, unchanged where T is small; symmetric."""
+    torch.manual_seed(0)
+    free = DeformationField(32, 64, 4, symmetric=True)
+    ball = DeformationField(32, 64, 4, True, max_offset=0.02, bound_length=True)
+    box = DeformationField(32, 64, 4, True, max_offset=0.02)
+    ball.load_state_dict(free.state_dict()), box.load_state_dict(free.state_dict())
+    x, ws, flip = torch.rand(2, 100, 3) - 0.5, torch.randn(2, 14, 32), torch.tensor([-1.0, 1.0, 1.0])
+    for std, small in ((1e-3, True), (10.0, False)):
+        with torch.no_grad():
+            for d in (free, ball, box):
+                torch.manual_seed(1)
+                d.net[-1].weight.normal_(std=std)
+        t, b = free.offsets(x, ws, ws), ball.offsets(x, ws, ws)
+        assert b.norm(dim=-1).max() <= 0.02 + 1e-7
+        assert torch.allclose(ball.offsets(x * flip, ws, ws), b * flip, atol=1e-6)
+        cos = torch.nn.functional.cosine_similarity(b, t, dim=-1)
+        assert cos.min() > 0.9999
+        if small:
+            assert torch.allclose(b, t, rtol=0.02, atol=1e-7)
+        else:  # saturated: the ball's offsets are ~r long, the box's corners longer
+            assert b.norm(dim=-1).min() > 0.019 and box.offsets(x, ws, ws).norm(dim=-1).max() > 0.03
+    with pytest.raises(ValueError, match="set max_offset"):
+        DeformationField(32, 64, 4, bound_length=True)
+    mods = EditModules(14, 32, 10, (), deformation=True, dn_max_offset=0.02, dn_bound_length=True)
+    assert mods.deformation.bound_length
 
 
 def test_deformation_mlp_equals_its_layers_in_turn():

@@ -1113,3 +1113,91 @@ def test_eye_size_target_is_judged_by_the_ground_truth(synth):
     assert after["targets"] == [{"eye_size": "big"}] and "target_latent_rate" not in after
     with pytest.raises(InputError, match="unknown target"):
         evaluate_edits(synth, [Edit(mods)], [{"eye_size": "huge"}], ["eyes"], heads=1, views=views)
+
+
+def _offset_edit(synth, deform_target: bool, offset=(0.03, 0.0, 0.0)):
+    """An edit without a mapper whose deformation moves every point by ``offset`` and whose mask is 1 where x > 0."""
+    from lenerf.editing import Edit
+    from lenerf.editing.editor import EditModules
+    from lenerf.editing.trainer import _descriptor_dim
+    mods = EditModules(synth.num_ws, synth.w_dim, _descriptor_dim(synth), (), deformation=True).eval()
+    mods.deformation.offsets = lambda x, ws, wt: torch.tensor(offset, dtype=x.dtype).expand_as(x)
+    mods.attention.forward = lambda desc, x, ws, wt, desc_t=None: (x[..., :1] > 0).to(x.dtype)
+    return Edit(mods, texture_only=False, part="eyes", deform_target=deform_target)
+
+
+def test_deform_target_moves_the_part_inside_the_mask_and_keeps_the_rest_exactly(synth):
+    """deform_target: F = (1 - m') F_s(x) + m' F_t(x'), x' = x + T, m' = A(x') (the target, here the source, and the
+    mask read at the deformed points: the part carried with its mask), while the attention field's own mask
+    (part_mask, the 3D IoU's) stays at x; the default is method.md Eq. 7, F = (1 - m) F_s(x') + m F_t(x). Rendered,
+    the pixels whose rays meet no mask are the source's exactly. Stacked after eyes_blue, the deformed target is the
+    head as edited so far: the blue-eyed composite at x'."""
+    from lenerf.editing.evaluate import eval_cameras
+    from lenerf.synthetic.data import latents
+    ws = latents(synth, [7])
+    pts = torch.rand(1, 4000, 3, generator=torch.Generator().manual_seed(0)) * 0.5 - 0.25
+    inside = pts[..., :1] > 0
+    shift = torch.tensor([0.03, 0.0, 0.0])
+    with torch.no_grad():
+        src = synth.field(ws)
+        fs, fs_moved = src.features(pts), src.features(pts + shift)
+        assert (fs - fs_moved).abs().max() > 0.1
+        _, field, layers = LocalEditor(synth, [_offset_edit(synth, True)]).composite_field(ws)
+        carried = pts[..., :1] + shift[0] > 0
+        assert (carried != inside).any()
+        torch.testing.assert_close(field.features(pts), torch.where(carried, fs_moved, fs), rtol=0, atol=1e-6)
+        assert torch.equal(layers[0].part_mask(pts), inside.to(pts.dtype))
+        _, field, _ = LocalEditor(synth, [_offset_edit(synth, False)]).composite_field(ws)
+        torch.testing.assert_close(field.features(pts), torch.where(inside, fs, fs_moved), rtol=0, atol=1e-6)
+        # rendered: outside the mask image the edited head is the source's to the last bit of the colour
+        cams = eval_cameras(synth)[2:4]
+        w2 = ws.expand(2, -1, -1).contiguous()
+        r = LocalEditor(synth, [_offset_edit(synth, True)]).render(
+            w2, cams, preset="preview", fast=False, generator=torch.Generator().manual_seed(0))
+        out = r.mask[:, 0] < 1e-6
+        assert 0.1 < out.float().mean() < 0.9
+        assert (r.edited_raw - r.source_raw).abs().amax(1)[out].max() < 1e-5
+        assert (r.edited_raw - r.source_raw).abs().amax(1)[~out].max() > 0.1
+        # after eyes_blue: the deformed target is eyes_blue's composite read at x + T
+        blue, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_blue")
+        _, blue_field, _ = LocalEditor(synth, [blue]).composite_field(ws)
+        _, field, layers = LocalEditor(synth, [blue, _offset_edit(synth, True)]).composite_field(ws)
+        assert layers[1].union == []  # its target reads eyes_blue's layer elsewhere: no union across it
+        want = torch.where(carried, blue_field.features(pts + shift), blue_field.features(pts))
+        torch.testing.assert_close(field.features(pts), want, rtol=0, atol=1e-6)
+
+
+def test_a_deform_target_edit_trains_its_deformation_and_loads_back(synth, tmp_path):
+    """A deformation of the target alone (no mapper) that carries the part with its mask: the deformation is trained
+    (through the target and the mask read at the deformed points), and the package applies it so (edit.json's config
+    -> Edit.deform_target)."""
+    kw = dict(deformation=True, texture_only=False, mapper_groups=[], dn_xyz_frequencies=4, deform_target=True,
+              afn_warmup=2, lr_deformation=0.01)
+    out = train_edit(synth, _cfg(**kw), tmp_path / "d", progress=False)
+    edit, info = load_edit(out)
+    assert edit.deform_target and info["config"]["deform_target"] is True
+    assert edit.modules.deformation.net[-1].weight.abs().max() > 0  # trained (it starts at zero)
+    assert not load_edit(ROOT / "checkpoints" / "edits" / "hair_long")[0].deform_target
+    with pytest.raises(InputError, match="deform_target needs"):
+        train_edit(synth, _cfg(deform_target=True), tmp_path / "x", progress=False)  # no deformation network
+    with pytest.raises(InputError, match="enlarged_mask does not apply"):
+        train_edit(synth, _cfg(**kw, enlarged_mask=True), tmp_path / "x", progress=False)
+
+
+def test_deform_target_composes_the_same_on_eg3d(tiny_G):
+    """The carried blend is generator-agnostic: on EG3D's tiny golden field too, F = F_s(x') where the mask read at
+    x' is on and F_s(x) elsewhere, and a render of it matches the source where the mask image is empty."""
+    ws = tiny_G.mapping(torch.randn(1, tiny_G.z_dim, generator=torch.Generator().manual_seed(3)),
+                        torch.zeros(1, tiny_G.c_dim))
+    pts = torch.rand(1, 2000, 3, generator=torch.Generator().manual_seed(0)) * 0.5 - 0.25
+    with torch.no_grad():
+        src = tiny_G.field(ws)
+        fs, fs_moved = src.features(pts), src.features(pts + torch.tensor([0.03, 0.0, 0.0]))
+        _, field, _ = LocalEditor(tiny_G, [_offset_edit(tiny_G, True)]).composite_field(ws)
+        carried = pts[..., :1] + 0.03 > 0
+        torch.testing.assert_close(field.features(pts), torch.where(carried, fs_moved, fs), rtol=0, atol=1e-5)
+        c = torch.cat([tiny_G.camera(0.3, 0.0), tiny_G.camera(-0.3, 0.0)])
+        r = LocalEditor(tiny_G, [_offset_edit(tiny_G, True)]).render(
+            ws.expand(2, -1, -1).contiguous(), c, preset=None, fast=False, generator=torch.Generator().manual_seed(0))
+        out = r.mask[:, 0] < 1e-6
+        assert out.any() and (r.edited_raw - r.source_raw).abs().amax(1)[out].max() < 1e-4

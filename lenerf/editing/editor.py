@@ -8,6 +8,9 @@ For a source latent ws and an edit (mapper M, attention field A, optional deform
                             F = (1 - m) F_s(x') + m F_t(x)  -> decoder -> ray march -> (SR)
     2D mask = 2 * sum_i w_i(sigma_s) m_i - 1  (rendered with the source weights)
 
+An edit with ``deform_target`` (:class:`DeformedBlend`) instead carries the part with its mask: F = (1 - m') F_s(x)
++ m' F_t(x') with m' = A(desc_s(x'), x', ws, wt): only where the deformation carries the part does anything change.
+
 Several edits stack: edit k blends its target into the composite of edits 1..k-1 (its attention field reads the
 composite's descriptors). Its target latent is ws + lambda_k M_k(ws) plus the residuals of the earlier edits *of the
 same part* (same mask prompt): its mask replaces that part, so its target must keep what they changed there (long
@@ -42,13 +45,14 @@ class EditModules(nn.Module):
     def __init__(self, num_ws: int, w_dim: int, descriptor_dim: int, mapper_groups=("fine",),
                  afn_kind: str = "mlp", afn_hidden: int = 64, use_xyz: bool = True, deformation: bool = False,
                  dn_hidden: int = 64, afn_bias_init: float = 0.0, afn_xyz_frequencies: int = 0,
-                 dn_xyz_frequencies: int = 0, dn_symmetric: bool = False, dn_max_offset: float = 0.0):
+                 dn_xyz_frequencies: int = 0, dn_symmetric: bool = False, dn_max_offset: float = 0.0,
+                 dn_bound_length: bool = False):
         super().__init__()
         self.mapper = LatentResidualMapper(num_ws, w_dim, tuple(mapper_groups))
         self.attention = AttentionField(descriptor_dim, w_dim, afn_kind, afn_hidden, use_xyz, afn_bias_init,
                                         afn_xyz_frequencies)
-        self.deformation = (DeformationField(w_dim, dn_hidden, dn_xyz_frequencies, dn_symmetric, dn_max_offset)
-                            if deformation else None)
+        self.deformation = (DeformationField(w_dim, dn_hidden, dn_xyz_frequencies, dn_symmetric, dn_max_offset,
+                                             dn_bound_length) if deformation else None)
 
 
 @contextmanager
@@ -144,6 +148,10 @@ class MaskedBlend(Field):
             m = torch.where(m > self.threshold, m, torch.zeros_like(m))
         return m
 
+    def part_mask(self, points: Tensor) -> Tensor:
+        """The attention field's mask [N, P, 1] at ``points`` (with the inference threshold): where it finds the part."""
+        return self.mask(points, self.mask_features(points), self.target.features(points))
+
     def mask_features(self, points: Tensor, fs: Tensor | None = None) -> Tensor:
         """The source features the attention field reads at ``points`` (``fs``: the source's, if already known)."""
         if self.mask_source is None:
@@ -168,6 +176,40 @@ class MaskedBlend(Field):
         return colors, sigma
 
 
+class DeformedBlend(MaskedBlend):
+    """An edit whose deformation carries the part with its mask (``Edit.deform_target``):
+
+        F = (1 - m') F_s(x) + m' F_t(x'),   x' = x + T(x, ws, wt),   m' = A(desc_s(x'), x', ws, wt)
+
+    ``target`` None: the target is the source (an edit without a mapper: the head as edited so far). The attention
+    field finds the part on the source (:meth:`part_mask`, what the 3D IoU measures); read where the target is read,
+    its mask goes wherever the deformation carries the part, so what changes is the moved (grown) part and the rest
+    of the head is the source's exactly. At the mask's edge F_t(x') is the part's own edge: no seam. (Method.md
+    Eq. 7 instead deforms the source outside the mask; there, the original part's edge stayed inside a grown one.)"""
+
+    def __init__(self, source: Field, target: Field | None, dn: DeformationField, attention: AttentionField | None,
+                 ws: Tensor, wt: Tensor, texture_only: bool = False, threshold: float | None = None,
+                 binarize: bool = False):
+        super().__init__(source, target if target is not None else source, attention, ws, wt, texture_only,
+                         threshold, binarize)
+        self.own_target = target is not None
+        self.dn = dn
+
+    def part_mask(self, points: Tensor) -> Tensor:
+        fs = self.source.features(points)
+        return self.mask(points, fs, self.target.features(points) if self.own_target else fs)
+
+    def _blend(self, points: Tensor) -> tuple[Tensor, Tensor]:
+        fs = self.source.features(points)
+        xd = self.dn(points, self.ws, self.wt)
+        with _not_recording(self.source):  # read elsewhere: not this layer's points
+            fsd = self.source.features(xd)
+            ft = self.target.features(xd) if self.own_target else fsd
+        m = self.mask(xd, fsd, ft)
+        self._record(m)
+        return fs, torch.lerp(fs, ft, m.to(fs.dtype))
+
+
 @dataclass
 class Edit:
     """A trained edit ready to apply: modules + how to apply them."""
@@ -183,6 +225,9 @@ class Edit:
     use_mask: bool = True
     #: the mask prompt it was trained with ("hair"); stacked edits of the same part compose their target latents
     part: str | None = None
+    #: the deformation carries the part with its mask instead of moving the source outside it (DeformedBlend,
+    #: EditConfig.deform_target)
+    deform_target: bool = False
 
     def target_latent(self, ws: Tensor, strength: float | None = None) -> Tensor:
         s = self.strength if strength is None else strength
@@ -262,12 +307,17 @@ class LocalEditor:
         src = self.G.field(ws, noise_mode)
         field, layers = src, []
         for k, (e, wt) in enumerate(zip(self.edits, self.target_latents(ws, strengths))):
-            tgt = self.G.field(wt, noise_mode)
-            base = DeformedField(field, e.modules.deformation, ws, wt) if e.modules.deformation is not None else field
-            blend = MaskedBlend(base, tgt, e.modules.attention if e.use_mask else None, ws, wt, e.texture_only,
-                                e.threshold, e.binarize, mask_source=field if base is not field else None)
-            # earlier same-part layers join the mask, unless a deformation lies between: a deformed source is read
-            # elsewhere, so those layers' latest masks would not be at this layer's points
+            dn, attention = e.modules.deformation, e.modules.attention if e.use_mask else None
+            if dn is not None and e.deform_target:  # without a mapper the target is the head as edited so far
+                tgt = None if not e.modules.mapper.groups else self.G.field(wt, noise_mode)
+                blend = DeformedBlend(field, tgt, dn, attention, ws, wt, e.texture_only, e.threshold, e.binarize)
+            else:
+                tgt = self.G.field(wt, noise_mode)
+                base = DeformedField(field, dn, ws, wt) if dn is not None else field
+                blend = MaskedBlend(base, tgt, attention, ws, wt, e.texture_only, e.threshold, e.binarize,
+                                    mask_source=field if base is not field else None)
+            # earlier same-part layers join the mask, unless a deformation lies between (a deformed field is read
+            # elsewhere, so those layers' latest masks would not be at this layer's points)
             blend.union = [layers[j] for j in range(k) if _same_part(self.edits[j], e)
                            and all(d.modules.deformation is None for d in self.edits[j + 1:k + 1])]
             layers.append(blend)

@@ -63,7 +63,7 @@ def _surface(src_field, cams: torch.Tensor, res) -> tuple:
 
 def _layer_mask(layer, pts: torch.Tensor) -> torch.Tensor:
     """The 3D mask m [V, P] of one edit layer at ``pts`` (with the layer's inference threshold, if any)."""
-    return layer.mask(pts, layer.mask_features(pts), layer.target.features(pts))[..., 0]
+    return layer.part_mask(pts)[..., 0]
 
 
 #: new_part_fill: a pixel of the new part is filled when the edit's colour is within this of the raw target's

@@ -151,16 +151,21 @@ class DeformationField(nn.Module):
     x, 28.3 -> 35.5 dB with K = 6)."""
 
     def __init__(self, w_dim: int, hidden: int = 64, xyz_frequencies: int = 0, symmetric: bool = False,
-                 max_offset: float = 0.0):
+                 max_offset: float = 0.0, bound_length: bool = False):
         super().__init__()
         if xyz_frequencies < 0 or max_offset < 0:
             raise ValueError(f"xyz_frequencies and max_offset must be >= 0, got {xyz_frequencies}, {max_offset}")
         self.xyz_frequencies = xyz_frequencies
         #: > 0: each offset component is bounded, r tanh(T / r) (world units; 0 = unbounded, official). A local edit
         #: then reads the source at most r away: a part can grow by at most about r on every side instead of
-        #: pulling its colour across the face. (Bounding the length instead, a ball rather than a box, was tried
-        #: for eyes_big in session 32: the lips and nose moved too, 26.4 dB outside the eyes against 35.1.)
+        #: pulling its colour across the face.
         self.max_offset = float(max_offset)
+        #: with max_offset: bound the offset's length instead, r tanh(|T| / r) T / |T| (a ball rather than a box, so
+        #: a part carried outward grows round rather than square; docs/editing.md, session 33. With method.md Eq. 7's
+        #: blend it moved the lips and nose too: session 32, 26.4 dB outside the eyes against 35.1)
+        if bound_length and not max_offset:
+            raise ValueError("bound_length bounds the offset's length by max_offset: set max_offset > 0")
+        self.bound_length = bound_length
         #: mirror-symmetric about the plane x = 0 (the heads' plane of symmetry in both generators' canonical
         #: space): T(x) = (T'(x) + S T'(S x)) / 2, S = diag(-1, 1, 1); both eyes then grow alike
         self.symmetric = symmetric
@@ -181,7 +186,13 @@ class DeformationField(nn.Module):
             t = (self._offsets(x, lat) + self._offsets(x * flip, lat) * flip) / 2
         else:
             t = self._offsets(x, lat)
-        return self.max_offset * torch.tanh(t / self.max_offset) if self.max_offset else t
+        if not self.max_offset:
+            return t
+        r = self.max_offset
+        if self.bound_length:
+            length = t.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            return t * (r * torch.tanh(length / r) / length)
+        return r * torch.tanh(t / r)
 
     def _offsets(self, x: Tensor, lat: Tensor) -> Tensor:
         """The MLP on [x, encoding(x), latent] -> [N, P, 3]. The same values as ``self.net`` on the concatenation,

@@ -78,7 +78,8 @@ def load_edit(spec: str | os.PathLike, revision: str | None = None, device=None)
     edit = Edit(modules, strength=float(info.get("strength", 1.0)), texture_only=bool(info.get("texture_only")),
                 threshold=info.get("threshold"), name=info.get("name", folder.name),
                 use_mask=bool(info.get("config", {}).get("use_mask", True)),
-                binarize=bool(info.get("config", {}).get("binarize_mask", False)), part=info.get("mask_prompt"))
+                binarize=bool(info.get("config", {}).get("binarize_mask", False)), part=info.get("mask_prompt"),
+                deform_target=bool(info.get("config", {}).get("deform_target", False)))
     return edit, info
 
 

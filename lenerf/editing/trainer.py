@@ -79,6 +79,13 @@ class EditConfig:
     #: > 0: every offset component of the deformation is bounded by this many world units (DeformationField.max_offset;
     #: 0 = unbounded, official)
     dn_max_offset: float = 0.0
+    #: with dn_max_offset: the bound is on the offset's length, a ball instead of a box (DeformationField.bound_length)
+    dn_bound_length: bool = False
+    #: the deformation carries the part with its mask: F = (1 - m') F_s(x) + m' F_t(x'), x' = x + T(x), m' =
+    #: A(desc_s(x'), x') (editor.DeformedBlend), instead of method.md Eq. 7's F = (1 - m) F_s(x') + m F_t(x). The
+    #: attention field finds the part on the source; what changes is where the deformation carries it (the grown
+    #: part, whose edge is the part's own edge); the rest of the head is the source's exactly
+    deform_target: bool = False
     texture_only: bool = True
     enlarged_mask: bool = False
     #: with enlarged_mask, for geometry edits: also supervise the mask rendered along the raw target's rays (its
@@ -240,6 +247,13 @@ class EditConfig:
                              f"{self.relevance_refine} and {self.relevance_refine_sigma}")
         if not self.mapper_groups and not self.deformation:
             raise InputError("an edit needs mapper groups or the deformation network (mapper_groups is empty)")
+        if self.deform_target and not (self.deformation and self.use_mask):
+            raise InputError("deform_target needs the deformation network and the attention field (use_mask)")
+        if self.deform_target and self.enlarged_mask:
+            raise InputError("deform_target's mask is the part on the source (the deformation carries it): "
+                             "enlarged_mask does not apply")
+        if self.dn_bound_length and not self.dn_max_offset:
+            raise InputError("dn_bound_length bounds the offset's length by dn_max_offset: set dn_max_offset > 0")
         if self.dn_symmetric and not self.deformation:
             raise InputError("dn_symmetric needs the deformation network")
         if self.dn_max_offset < 0 or (self.dn_max_offset and not self.deformation):
@@ -328,6 +342,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
         module_config["dn_symmetric"] = True
     if cfg.dn_max_offset:
         module_config["dn_max_offset"] = cfg.dn_max_offset
+    if cfg.dn_bound_length:
+        module_config["dn_bound_length"] = True
     torch.manual_seed(cfg.seed)
     modules = EditModules(**module_config).to(dev)
     opt_a = torch.optim.Adam(modules.attention.parameters(), lr=cfg.lr_attention or cfg.lr, betas=(0.95, 0.999))
@@ -433,7 +449,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 opt_a.zero_grad(set_to_none=True)
                 loss_a.backward()
                 opt_a.step()
-                if not warmup:  # the mask at every sample the edit step renders
+                if not warmup and not cfg.deform_target:  # the mask at every sample the edit step renders
                     with torch.no_grad():
                         if not cfg.texture_only:  # new geometry can appear where the source is empty: everywhere
                             m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
@@ -465,8 +481,15 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     ft = fs if no_mapper else tgt_field.features(x)  # the source's: captured by its render
                     if modules.deformation is not None:
                         x_def = modules.deformation(x, ws, wt)
-                        fs = src_field.features(x_def)
-                        w = torch.softmax(m.reshape(n, -1), dim=-1)
+                        if cfg.deform_target:  # the target and the mask are read at the deformed points
+                            fsd = src_field.features(x_def)
+                            ft = fsd if no_mapper else tgt_field.features(x_def)
+                            desc_d = tgt_field.descriptor(ft) if cfg.afn_kind == "attention" else None
+                            # its gradient moves the deformation (the attention field is not stepped here)
+                            m = modules.attention(src_field.descriptor(fsd), x_def, ws, wt, desc_d)
+                        else:  # method.md Eq. 7: the source, outside the mask
+                            fs = src_field.features(x_def)
+                        w = torch.softmax(m.detach().reshape(n, -1), dim=-1)
                         l_def = (w * (x_def - x).pow(2).mean(-1)).sum(-1).mean()
                         if cfg.lambda_offset:  # interval weights [N, M, S-1] at each interval's first sample
                             w_pts = F.pad(src.sample_weights, (0, 0, 0, 1)).reshape(n, -1)
