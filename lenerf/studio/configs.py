@@ -30,10 +30,11 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_at
                       "loss": "dir_diff", "threshold": 0.8, "relevance_refine": 10, "relevance_shift_px": 2,
                       "mask_prompt_templates": ["{}", "a face with {}"], "edit_clip": "miniclip-color",
                       "lambda_outside": 1.0}
-#: what a new synthetic edit with the deformation switch on adds (the settings that made `eyes_big` learn: encoded,
-#: mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local deformation)
-#: and the mask settings a recipe-less shape edit was measured with (README, the app: Otsu-cut labels, as `eyes_big`
-#: every other ray and full balance; it already trained 796 s at stride 2, and every ray costs 1.4-2x the time)
+#: what a new synthetic edit with the deformation switch on adds (the settings that made session 23's `eyes_big`
+#: learn: encoded, mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local
+#: deformation) and the mask settings a recipe-less shape edit was measured with (README, the app: Otsu-cut labels,
+#: as session 23's `eyes_big` every other ray and full balance; it already trained 796 s at stride 2, and every ray
+#: costs 1.4-2x the time). Session 33's `eyes_big` carries its part with the mask (`deform_target`): not measured here
 SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0,
                          "mask_stride": 2, "mask_pos_weight_max": None, "relevance_otsu": True,
                          "relevance_quantile": None, "relevance_binarize": False, "relevance_grow": 0.0,
