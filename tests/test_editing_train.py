@@ -1181,6 +1181,11 @@ def test_a_deform_target_edit_trains_its_deformation_and_loads_back(synth, tmp_p
     edit, info = load_edit(out)
     assert edit.deform_target and info["config"]["deform_target"] is True
     assert edit.modules.deformation.net[-1].weight.abs().max() > 0  # trained (it starts at zero)
+    # the edit step reads the attention field with its weights frozen; its own step still trains it
+    from lenerf.editing.editor import EditModules
+    torch.manual_seed(info["config"]["seed"])
+    init = EditModules(**info["module_config"]).attention.state_dict()
+    assert any(not torch.equal(v, init[k]) for k, v in edit.modules.attention.state_dict().items())
     assert not load_edit(ROOT / "checkpoints" / "edits" / "hair_long")[0].deform_target
     with pytest.raises(InputError, match="deform_target needs"):
         train_edit(synth, _cfg(deform_target=True), tmp_path / "x", progress=False)  # no deformation network

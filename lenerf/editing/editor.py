@@ -23,7 +23,8 @@ One exception to the given order (:func:`application_order`): an edit without a 
 edit's attention field finds the part where it was trained to find it (the world's eye positions): applied after
 the deformation it recolours only the original eyes and leaves the grown ring in the old colour; applied under it,
 the deformation carries the new colour into the grown part. So "eyes_big then eyes_blue" gives the same head as
-"eyes_blue then eyes_big": big blue eyes.
+"eyes_blue then eyes_big": big blue eyes. (That was session 23's eyes_big, a method.md Eq. 7 deformation; a carried
+one, ``deform_target``, moves the eyes' own features, and a colour edit after it finds the grown eyes as well.)
 """
 from __future__ import annotations
 

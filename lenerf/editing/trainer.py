@@ -478,15 +478,21 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     colors, sigma, raw_colors = _texture_step_colors(src_field, tgt_field, fs, x, m.reshape(n, -1, 1),
                                                                      src.sample_weights, cfg.lambda_outside_target > 0)
                 else:
-                    ft = fs if no_mapper else tgt_field.features(x)  # the source's: captured by its render
+                    # the source's: captured by its render (deform_target reads the target at x' below)
+                    ft = fs if no_mapper or cfg.deform_target else tgt_field.features(x)
                     if modules.deformation is not None:
                         x_def = modules.deformation(x, ws, wt)
                         if cfg.deform_target:  # the target and the mask are read at the deformed points
                             fsd = src_field.features(x_def)
                             ft = fsd if no_mapper else tgt_field.features(x_def)
                             desc_d = tgt_field.descriptor(ft) if cfg.afn_kind == "attention" else None
-                            # its gradient moves the deformation (the attention field is not stepped here)
-                            m = modules.attention(src_field.descriptor(fsd), x_def, ws, wt, desc_d)
+                            # its gradient moves the deformation; the attention field is not stepped here, so its
+                            # weights' gradients are not computed
+                            modules.attention.requires_grad_(False)
+                            try:
+                                m = modules.attention(src_field.descriptor(fsd), x_def, ws, wt, desc_d)
+                            finally:
+                                modules.attention.requires_grad_(True)
                         else:  # method.md Eq. 7: the source, outside the mask
                             fs = src_field.features(x_def)
                         w = torch.softmax(m.detach().reshape(n, -1), dim=-1)
