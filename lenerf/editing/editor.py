@@ -150,8 +150,10 @@ class MaskedBlend(Field):
         return m
 
     def part_mask(self, points: Tensor) -> Tensor:
-        """The attention field's mask [N, P, 1] at ``points`` (with the inference threshold): where it finds the part."""
-        return self.mask(points, self.mask_features(points), self.target.features(points))
+        """The attention field's mask [N, P, 1] at ``points`` (with the inference threshold): where it finds the part.
+        The target is evaluated only for the "attention" kind, the one that reads it."""
+        reads_target = self.attention is not None and self.attention.kind == "attention"
+        return self.mask(points, self.mask_features(points), self.target.features(points) if reads_target else None)
 
     def mask_features(self, points: Tensor, fs: Tensor | None = None) -> Tensor:
         """The source features the attention field reads at ``points`` (``fs``: the source's, if already known)."""
@@ -195,10 +197,6 @@ class DeformedBlend(MaskedBlend):
                          threshold, binarize)
         self.own_target = target is not None
         self.dn = dn
-
-    def part_mask(self, points: Tensor) -> Tensor:
-        fs = self.source.features(points)
-        return self.mask(points, fs, self.target.features(points) if self.own_target else fs)
 
     def _blend(self, points: Tensor) -> tuple[Tensor, Tensor]:
         fs = self.source.features(points)
