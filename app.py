@@ -35,10 +35,13 @@ CUSTOM = "(new edit)"
 #: (tests/test_app.py), so each example shows a change
 EXAMPLES = [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (11, -0.3, ["lips_green"]),
             (1, 0.3, ["hair_long"]), (3, 0.0, ["eyes_blue", "eyes_big"])]
-#: under the deformation switch: a shape edit needs a CLIP that sees the shape (README, the app: a recipe-less
-#: "big eyes" edit with the switch on recoloured the eyes and grew none of 20 held-out heads' eyes)
-DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it: in the synthetic world pick the eyes_big recipe "
-                    "(only its MiniCLIP knows eye sizes); without a recipe the switch grew no eyes in our test")
+#: under the deformation switch: a shape edit needs a CLIP that sees the shape (README, the app: before session 34 a
+#: "big eyes" edit with the switch on recoloured the eyes and grew none of 20 held-out heads' eyes; now "eyes" take
+#: eyes_big's settings, lenerf.studio.configs.part_shape_recipe)
+DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it. Synthetic world: with this on, 'eyes' take the "
+                    "eyes_big recipe's settings (its MiniCLIP knows eye sizes); for long hair pick the hair_long "
+                    "recipe (it grows hair without this network); no MiniCLIP sees other parts' shapes. Switching "
+                    "this on switches 'Texture only' off")
 #: under the edit pickers: stacked edits of one part combine (docs/editing.md, stacked edits)
 STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
@@ -139,10 +142,16 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
 
     @_ui_errors
     def on_recipe(spec, recipe):
+        """A picked recipe fills in its prompts, steps and switches (the switches override the recipe when training:
+        left as they were, `eyes_big` lost its deformation and `hair_long` its geometry)."""
         if recipe == CUSTOM or not recipe:
-            return gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         cfg = S.make_config(spec, *_recipe_prompts(spec, recipe), recipe=recipe)
-        return cfg.mask_prompt, cfg.edit_prompt, cfg.steps
+        return cfg.mask_prompt, cfg.edit_prompt, cfg.steps, cfg.texture_only, cfg.deformation
+
+    def on_deformation(on):
+        """Switching the deformation network on switches "texture only" off (a change of shape needs the geometry)."""
+        return gr.update(value=False) if on else gr.update()
 
     def _recipe_prompts(spec, recipe):
         import json
@@ -276,9 +285,10 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                         steps = gr.Number(value=300, precision=0, minimum=1, maximum=S.limits.max_steps,
                                           label="Steps", elem_id="steps")
                         t_strength = gr.Slider(0.1, 3.0, value=1.0, step=0.1, label="Strength during training")
-                        texture_only = gr.Checkbox(value=True, label="Texture only (keep the geometry)")
+                        texture_only = gr.Checkbox(value=True, label="Texture only (keep the geometry)",
+                                                   elem_id="texture-only")
                         deformation = gr.Checkbox(value=False, label="Train the deformation network",
-                                                  info=DEFORMATION_HINT)
+                                                  info=DEFORMATION_HINT, elem_id="deformation")
                     with gr.Row():
                         train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
                         cancel_btn = gr.Button("Cancel", variant="stop", elem_id="cancel-btn")
@@ -312,7 +322,9 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         edits.change(preview, preview_in, preview_out, api_visibility="undocumented")
         tt_btn.click(turntable, [spec, seed, trunc, edits, strength, frames], [tt_video, mask_video, info],
                      api_name="turntable")
-        recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps], api_name="recipe")
+        recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps, texture_only, deformation],
+                      api_name="recipe")
+        deformation.input(on_deformation, [deformation], [texture_only], api_visibility="undocumented")
         train_btn.click(train, [spec, recipe, mask_prompt, edit_prompt, steps, t_strength, texture_only, deformation],
                         [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train",
                         concurrency_limit=None)

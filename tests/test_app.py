@@ -45,6 +45,10 @@ def test_generate_edit_turntable_and_errors(client):
 
 
 def test_train_in_background_then_use_the_edit(client):
+    # a recipe fills in its prompts, steps and switches (eyes_big: the deformation, with the geometry)
+    got = client.predict("synthetic", "eyes_big", api_name="/recipe")
+    assert list(got) == ["eyes", "a face with big eyes", 110, False, True]
+    assert list(client.predict("synthetic", "hair_long", api_name="/recipe"))[3:] == [False, False]
     with pytest.raises(Exception, match="empty"):
         client.predict("synthetic", "(new edit)", "", "blue eyes", 2, 1.0, True, False, api_name="/train")
     with pytest.raises(Exception, match="steps|greater than maximum"):
@@ -117,8 +121,24 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         page.locator("#photo-source img").wait_for(timeout=60_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(out / "photo_tab.png"), full_page=True)
-        # train tab: start a recipe, watch it run, cancel it
+        # train tab: a recipe sets the switches; the deformation switch turns "texture only" off
         page.get_by_role("tab", name="Train").click()
+        page.get_by_text("Advanced").first.click()
+        texture, deform = page.locator("#texture-only input"), page.locator("#deformation input")
+        texture.wait_for(timeout=10_000)
+        assert texture.is_checked() and not deform.is_checked()
+        page.locator("#recipe input").click()
+        page.get_by_role("option", name="eyes_big").click()
+        expect = sync_api.expect
+        expect(deform).to_be_checked(timeout=10_000)
+        expect(texture).not_to_be_checked()
+        page.locator("#recipe input").click()
+        page.get_by_role("option", name="eyes_blue").click()
+        expect(texture).to_be_checked(timeout=10_000)
+        expect(deform).not_to_be_checked()
+        deform.click()
+        expect(texture).not_to_be_checked(timeout=10_000)
+        # ... start a recipe, watch it run, cancel it
         page.locator("#recipe input").click()
         page.get_by_role("option", name="hair_red").click()
         page.get_by_text("Where to edit").first.wait_for(timeout=10_000)

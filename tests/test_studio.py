@@ -121,13 +121,32 @@ def test_config_from_recipe_and_limits(studio):
     assert eyes.source_prompts == ["a face with brown eyes", "a face with blue eyes"]  # not the recipe's
     assert eyes.extra_edit_prompts == [] and eyes.lr_mapper == 0.3
     assert eyes.mapper_groups == new.mapper_groups and eyes.edit_clip == new.edit_clip and not eyes.eval
-    geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)  # eyes_big's network
+    # with the deformation switch on, a part a shipped shape recipe edits takes all of it (eyes: eyes_big's)
+    assert studio.part_shape_recipe("synthetic", " EYES") == "eyes_big"
+    assert studio.part_shape_recipe("synthetic", "hair") is None  # hair_long grows by its mapper, no deformation
+    geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)
+    shipped = studio.make_config("synthetic", "eyes", "a face with big eyes", recipe="eyes_big")
+    assert geo == shipped and geo.edit_clip == "miniclip-eyes" and geo.deform_target
+    small = studio.make_config("synthetic", "eyes", "a face with small eyes", deformation=True, steps=55)
+    assert small.source_prompts == ["a face with big eyes"] and small.extra_edit_prompts == []
+    assert (small.afn_warmup, small.deform_target, small.eval) == (100, True, {})
+    big = studio.make_config("synthetic", "eyes", "big eyes", deformation=True)  # another phrasing of the recipe's
+    assert big.source_prompts == ["a face with small eyes"] and big.extra_edit_prompts == [] and not big.eval
+    # a part without one: session 23's deformation settings and the mask it was measured with (README)
+    geo = studio.make_config("synthetic", "nose", "a face with a long nose", deformation=True)
     assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
-    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)  # the settings it was measured with (README)
+    assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)
     assert geo.relevance_otsu and geo.relevance_quantile is None and not geo.relevance_grow
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
+    # nor its rephrasings of its own edit prompt; its sources less those the new prompt names, plus its own target
+    green = studio.make_config("synthetic", "eyes", "a face with green eyes", recipe="eyes_blue")
+    assert green.extra_edit_prompts == [] and not green.eval
+    assert green.source_prompts == ["a face with brown eyes", "a face with blue eyes"]
+    assert green.edit_clip == "miniclip-color" and green.lr_mapper == blue.lr_mapper  # the rest is the recipe's
+    same = studio.make_config("synthetic", "Eyes", "a face with blue eyes", recipe="eyes_blue")  # mask prompt only
+    assert same.extra_edit_prompts == ["blue eyes"] and same.source_prompts == blue.source_prompts and not same.eval
     with pytest.raises(InputError, match="steps"):
         studio.make_config("synthetic", "eyes", "blue eyes", steps=10 ** 6)
     with pytest.raises(InputError, match="recipe"):

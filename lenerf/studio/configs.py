@@ -34,7 +34,8 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_at
 #: learn: encoded, mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local
 #: deformation) and the mask settings a recipe-less shape edit was measured with (README, the app: Otsu-cut labels,
 #: as session 23's `eyes_big` every other ray and full balance; it already trained 796 s at stride 2, and every ray
-#: costs 1.4-2x the time). Session 33's `eyes_big` carries its part with the mask (`deform_target`): not measured here
+#: costs 1.4-2x the time). Since session 34 only for parts without a shipped shape recipe: "eyes" take `eyes_big`'s
+#: settings (:func:`part_shape_recipe`)
 SYNTHETIC_DEFORMATION = {"dn_xyz_frequencies": 6, "dn_symmetric": True, "lr_deformation": 0.01, "lambda_offset": 3.0,
                          "mask_stride": 2, "mask_pos_weight_max": None, "relevance_otsu": True,
                          "relevance_quantile": None, "relevance_binarize": False, "relevance_grow": 0.0,
@@ -75,6 +76,11 @@ def _scale_warmup(base: dict, over: dict) -> dict:
     return over
 
 
+def _norm(prompt) -> str:
+    """A prompt with case and runs of spaces ignored."""
+    return " ".join(str(prompt).lower().split())
+
+
 def recipes(spec: str) -> dict[str, Path]:
     """Shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``, by name."""
     out = {}
@@ -97,8 +103,46 @@ def part_masks(spec: str) -> dict[str, str]:
     for name, path in recipes(spec).items():
         base = json.loads(path.read_text())
         if base.get("texture_only", True) and not base.get("deformation", False):
-            out.setdefault(" ".join(str(base.get("mask_prompt", "")).lower().split()), name)
+            out.setdefault(_norm(base.get("mask_prompt", "")), name)
     return out
+
+
+def part_shape_recipe(spec: str, mask_prompt: str) -> str | None:
+    """The shipped recipe of ``spec`` that trains the deformation network with this mask prompt (case and spaces
+    ignored; the first by name), whose settings a new edit of the part with the deformation switch on takes
+    (:func:`make_config`): `eyes_big` for "eyes" in the synthetic world. None for other parts and generators."""
+    for name, path in recipes(spec).items():
+        base = json.loads(path.read_text())
+        if base.get("deformation") and _norm(base.get("mask_prompt", "")) == _norm(mask_prompt):
+            return name
+    return None
+
+
+def _named(prompt: str, sources: list[str]) -> list[bool]:
+    """For each of ``sources``: whether ``prompt`` names it - every word of it that the sources do not all share
+    ("a face with ... eyes") is one of the prompt's words."""
+    words = [set(s.lower().split()) for s in sources]
+    shared = set.intersection(*words) if len(words) > 1 else set()
+    return [w - shared <= set(prompt.lower().split()) for w in words]
+
+
+def for_prompts(base: dict, mask_prompt: str, edit_prompt: str) -> dict:
+    """A recipe's settings (its JSON) for other prompts. Another mask or edit prompt drops its ground-truth ``eval``
+    target. Another edit prompt also drops its ``extra_edit_prompts`` (they rephrase the recipe's own edit prompt:
+    `eyes_blue`'s "blue eyes" pulled a new "green eyes" edit to blue) and takes as source prompts the recipe's
+    source prompts and its own edit prompt (the part's other variants: blue eyes are a start for green), less those
+    the new edit prompt names ("a face with green eyes" for "a face with green eyes"); none left -> "a face"."""
+    base = dict(base)
+    if (base.get("mask_prompt"), base.get("edit_prompt")) == (mask_prompt, edit_prompt):
+        return base
+    base.pop("eval", None)  # the recipe's ground-truth target no longer applies
+    own = base.get("edit_prompt", "")
+    if _norm(own) == _norm(edit_prompt):
+        return base
+    base["extra_edit_prompts"] = []
+    sources = list(dict.fromkeys(s for s in [*base.get("source_prompts", []), own] if s))
+    base["source_prompts"] = [s for s, n in zip(sources, _named(edit_prompt, sources)) if not n] or ["a face"]
+    return base
 
 
 def part_mask_recipe(spec: str, mask_prompt: str, deformation: bool = False) -> str | None:
@@ -108,14 +152,15 @@ def part_mask_recipe(spec: str, mask_prompt: str, deformation: bool = False) -> 
     and for parts no recipe masks (the defaults: Otsu-cut contrast maps). Measured in the README."""
     if deformation:
         return None
-    return part_masks(spec).get(" ".join(mask_prompt.lower().split()))
+    return part_masks(spec).get(_norm(mask_prompt))
 
 
 def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | None = None, steps: int | None = None,
                 strength: float | None = None, texture_only: bool | None = None, deformation: bool | None = None,
                 *, max_steps: int = 2000, generator: Callable[[str], Generator] | None = None) -> EditConfig:
-    """The config of a new edit of generator ``spec``: the shipped ``recipe`` (its ground-truth ``eval`` target
-    dropped when the prompts differ from its own), else the generator's defaults for a new edit. The given
+    """The config of a new edit of generator ``spec``: the shipped ``recipe`` (for other prompts than its own as
+    :func:`for_prompts` says); with ``deformation`` on, the part's shipped shape recipe (:func:`part_shape_recipe`,
+    the same way); else the generator's defaults for a new edit. The given
     options (steps, strength, texture_only, deformation) override either; other step counts than the recipe's keep
     its ratio of warm-up steps. ``generator(spec)`` -> the loaded generator (for the synthetic world's part variants;
     default :func:`lenerf.hub.load_generator`). Prompts are taken as given (the app checks them first)."""
@@ -135,9 +180,11 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         shipped = recipes(spec)
         if recipe not in shipped:
             raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
-        base = json.loads(shipped[recipe].read_text())
-        if (base["mask_prompt"], base["edit_prompt"]) != (mask_prompt, edit_prompt):
-            base.pop("eval", None)  # the recipe's ground-truth target no longer applies
+        base = for_prompts(json.loads(shipped[recipe].read_text()), mask_prompt, edit_prompt)
+        return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
+    shape = part_shape_recipe(spec, mask_prompt) if over.get("deformation") else None
+    if shape is not None:  # the part's shipped shape recipe, for these prompts
+        base = for_prompts(json.loads(recipes(spec)[shape].read_text()), mask_prompt, edit_prompt)
         return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
     defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
     if spec == "synthetic" and over.get("deformation"):
@@ -157,5 +204,5 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
 
 
-__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "make_config",
-           "part_mask_recipe", "part_masks", "recipes", "variant_source_prompts"]
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts", "make_config",
+           "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "variant_source_prompts"]

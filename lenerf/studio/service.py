@@ -29,7 +29,7 @@ from ..generator import Generator, Preset
 from ..hub import cache_dir, load_generator, load_registry, probe_generator
 from ..media import write_video
 from ..pipeline import EditView, latent_from_seed, render_edit, render_edit_turntable
-from .configs import SHIPPED_EDITS, make_config, part_mask_recipe, part_masks, recipes
+from .configs import SHIPPED_EDITS, make_config, part_mask_recipe, part_masks, part_shape_recipe, recipes
 from .jobs import ComputeGate, TrainingQueue, TrainJob
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,9 @@ class Studio:
 
     def part_mask_recipe(self, spec: str, mask_prompt: str, deformation: bool = False) -> str | None:
         return part_mask_recipe(spec, mask_prompt, deformation)
+
+    def part_shape_recipe(self, spec: str, mask_prompt: str) -> str | None:
+        return part_shape_recipe(spec, mask_prompt)
 
     def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
                         recipe: str | None = None, **overrides) -> TrainJob:
