@@ -301,14 +301,18 @@ def bench_inversion(steps: int = 10, threads: int = 2) -> dict:
             "default_steps": InversionConfig().steps, "results": rows}
 
 
-def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, device: str = "cpu") -> dict:
+def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, device: str = "cpu",
+                in_thread: bool = False) -> dict:
     """Seconds per training step of a shipped recipe (``checkpoints/edits/RECIPE.json``), by phase: ``steps`` steps
     of each phase the recipe has (mask warm-up, edit, mask cool-down), the median of each phase after its first
     step, and the run they project to at the recipe's own step counts (compare with its package's
-    ``train_time_s``). Trains into a temporary folder that is removed; the recipe's seed and settings otherwise."""
+    ``train_time_s``). Trains into a temporary folder that is removed; the recipe's seed and settings otherwise.
+    ``in_thread``: the main thread renders one view of the generator first and the training runs in a worker
+    thread, as in the app (whose worker trains while other threads render)."""
     import json
     import os
     import tempfile
+    import threading
     from pathlib import Path
 
     from .editing import EditConfig, train_edit
@@ -334,8 +338,20 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         last[0] = now
 
     with tempfile.TemporaryDirectory(prefix="lenerf_bench_train_") as tmp:
-        last[0] = time.perf_counter()
-        train_edit(G, cfg, tmp, resume=False, progress=False, callback=tick)
+        def run() -> None:
+            last[0] = time.perf_counter()
+            train_edit(G, cfg, tmp, resume=False, progress=False, callback=tick)
+        if in_thread:
+            from .pipeline import latent_from_seed, render_view
+            render_view(G, latent_from_seed(G, 0, device=device))
+            errors: list[BaseException] = []
+            worker = threading.Thread(target=lambda: _catch(run, errors), name="bench-train-worker")
+            worker.start()
+            worker.join()
+            if errors:
+                raise errors[0]
+        else:
+            run()
     rows = {phase: {"median_s_per_step": round(statistics.median(ts[1:] or ts), 3), "steps_timed": len(ts),
                     "recipe_steps": counts[phase]} for phase, ts in times.items()}
     projected = sum(r["median_s_per_step"] * r["recipe_steps"] for r in rows.values())
@@ -343,5 +359,12 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         print(f"{recipe}: {phase:<15} {r['median_s_per_step']:.3f} s/step (x {r['recipe_steps']} in the recipe)")
     print(f"{recipe}: projected full run {projected:.0f} s")
     return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
-            "torch": torch.__version__, "device": device, "recipe": recipe, "phases": rows,
+            "torch": torch.__version__, "device": device, "recipe": recipe, "in_thread": in_thread, "phases": rows,
             "projected_run_s": round(projected, 1)}
+
+
+def _catch(fn, errors: list) -> None:
+    try:
+        fn()
+    except BaseException as e:  # re-raised by the caller's thread
+        errors.append(e)

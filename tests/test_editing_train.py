@@ -409,7 +409,7 @@ def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp
         train_edit(synth, _cfg(lambda_offset=-1.0, **kw), tmp_path / "x", progress=False)
 
 
-def test_bench_train_times_each_phase_of_a_shipped_recipe():
+def test_bench_train_times_each_phase_of_a_shipped_recipe(monkeypatch):
     """``python -m lenerf bench train``: a few steps of each phase the recipe has, timed by the trainer's callback,
     projected to the recipe's own step counts; an unknown recipe is an input error."""
     from lenerf.bench import bench_train
@@ -427,6 +427,16 @@ def test_bench_train_times_each_phase_of_a_shipped_recipe():
         assert r["projected_run_s"] == pytest.approx(want, abs=0.1)
         with pytest.raises(InputError, match="no shipped recipe"):
             bench_train("no_such_recipe", steps=1)
+        # as the app: a render in the main thread, the training in a worker thread (timed the same way)
+        t = bench_train("lips_green", steps=1, threads=before, in_thread=True)
+        assert t["in_thread"] and set(t["phases"]) == {"mask warm-up", "edit"}
+        assert all(p["steps_timed"] == 1 and p["median_s_per_step"] > 0 for p in t["phases"].values())
+
+        def fails(*a, **k):
+            raise InputError("from the worker")
+        monkeypatch.setattr("lenerf.editing.train_edit", fails)
+        with pytest.raises(InputError, match="from the worker"):  # the worker's error reaches the caller
+            bench_train("lips_green", steps=1, threads=before, in_thread=True)
     finally:
         torch.set_num_threads(before)
 
