@@ -145,6 +145,16 @@ def test_config_from_recipe_and_limits(studio):
     assert green.extra_edit_prompts == [] and not green.eval
     assert green.source_prompts == ["a face with brown eyes", "a face with blue eyes"]
     assert green.edit_clip == "miniclip-color" and green.lr_mapper == blue.lr_mapper  # the rest is the recipe's
+    # a recipe for another part takes that part's mask settings and variants (not the eyes' top-3% cut, the noses'
+    # phrases as negative prompts, eye colours as sources): for the nose, those of a new nose edit without a recipe
+    nose = studio.make_config("synthetic", "nose", "a face with a blue nose", recipe="eyes_blue")
+    for k in MASK_FIELDS:
+        assert getattr(nose, k) == getattr(new, k), k
+    assert nose.negative_mask_prompts == [] and nose.source_prompts == new.source_prompts
+    assert nose.source_prompt_select == "best" and nose.edit_clip == blue.edit_clip
+    lips = studio.make_config("synthetic", "lips", "a face with blue lips", recipe="eyes_blue")
+    own = studio.make_config("synthetic", "lips", "a face with blue lips")  # lips_green's mask settings
+    assert all(getattr(lips, k) == getattr(own, k) for k in MASK_FIELDS) and lips.relevance_quantile != 0.97
     same = studio.make_config("synthetic", "Eyes", "a face with blue eyes", recipe="eyes_blue")  # mask prompt only
     assert same.extra_edit_prompts == ["blue eyes"] and same.source_prompts == blue.source_prompts and not same.eval
     with pytest.raises(InputError, match="steps"):

@@ -159,7 +159,8 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
                 strength: float | None = None, texture_only: bool | None = None, deformation: bool | None = None,
                 *, max_steps: int = 2000, generator: Callable[[str], Generator] | None = None) -> EditConfig:
     """The config of a new edit of generator ``spec``: the shipped ``recipe`` (for other prompts than its own as
-    :func:`for_prompts` says); with ``deformation`` on, the part's shipped shape recipe (:func:`part_shape_recipe`,
+    :func:`for_prompts` says; for another part with that part's mask settings and source prompts,
+    :func:`_part_settings`); with ``deformation`` on, the part's shipped shape recipe (:func:`part_shape_recipe`,
     the same way); else the generator's defaults for a new edit. The given
     options (steps, strength, texture_only, deformation) override either; other step counts than the recipe's keep
     its ratio of warm-up steps. ``generator(spec)`` -> the loaded generator (for the synthetic world's part variants;
@@ -181,6 +182,9 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         if recipe not in shipped:
             raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
         base = for_prompts(json.loads(shipped[recipe].read_text()), mask_prompt, edit_prompt)
+        if _norm(base.get("mask_prompt", "")) != _norm(mask_prompt):  # another part: its own mask and sources
+            base = {**base, **_part_settings(spec, mask_prompt, edit_prompt, bool(base.get("deformation")),
+                                             generator)}
         return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
     shape = part_shape_recipe(spec, mask_prompt) if over.get("deformation") else None
     if shape is not None:  # the part's shipped shape recipe, for these prompts
@@ -189,19 +193,34 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
     if spec == "synthetic" and over.get("deformation"):
         defaults = {**defaults, **SYNTHETIC_DEFORMATION}
-    if spec == "synthetic" and not over.get("deformation"):
+    defaults = {**defaults, **_part_settings(spec, mask_prompt, edit_prompt, bool(over.get("deformation")),
+                                             generator)}
+    return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
+
+
+def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: bool,
+                   generator: Callable[[str], Generator] | None) -> dict:
+    """What a new edit takes from its part rather than from a recipe of another part: the mask settings
+    (:data:`MASK_FIELDS`) of the texture recipe that masks it (:func:`part_mask_recipe`), else the generator's
+    defaults for a new edit; as source prompts the part's other variants (texture edits of the synthetic world,
+    :func:`variant_source_prompts`, each head's best), else "a face". (`eyes_blue`'s recipe for a nose kept the
+    eyes' top-3% cut, its negative prompts - the noses' own phrases - and eye colours as source prompts; README.)"""
+    defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
+    if spec == "synthetic" and deformation:
+        defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+    part = part_mask_recipe(spec, mask_prompt, deformation)
+    mask = json.loads(recipes(spec)[part].read_text()) if part is not None else defaults
+    plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
+    out = {k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}
+    out.update(source_prompts=list(plain.source_prompts), source_prompt_select=plain.source_prompt_select)
+    if spec == "synthetic" and not deformation:
         load = generator
         if load is None:
             from ..hub import load_generator as load
         sources = variant_source_prompts(load(spec), mask_prompt, edit_prompt)
         if sources:  # as the recipes: each head's direction starts at its own variant of the part
-            defaults = {**defaults, "source_prompts": sources, "source_prompt_select": "best"}
-    part = part_mask_recipe(spec, mask_prompt, bool(over.get("deformation")))
-    if part is not None:
-        mask = json.loads(recipes(spec)[part].read_text())
-        plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
-        defaults = {**defaults, **{k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}}
-    return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
+            out.update(source_prompts=sources, source_prompt_select="best")
+    return out
 
 
 __all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts", "make_config",
