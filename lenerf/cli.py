@@ -125,7 +125,13 @@ def cmd_config(a) -> int:
             if not sep or not key.strip() or not value.strip():
                 raise InputError(f"--eval-target takes KEY=VALUE (e.g. hair=white), got {kv!r}")
             target[key.strip()] = value.strip()
-        cfg.eval = {"part": a.eval_part or next(iter(target)), "target": target}
+        part = a.eval_part or next(iter(target))
+        if a.generator == "synthetic":
+            from .synthetic.world import PARTS
+            if part not in PARTS:
+                raise InputError(f"--eval-part: {part!r} is not a part of the synthetic world (one of "
+                                 f"{', '.join(PARTS)}); e.g. --eval-target hair_length=long --eval-part hair")
+        cfg.eval = {"part": part, "target": target}
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(cfg), indent=1))

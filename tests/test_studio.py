@@ -136,6 +136,9 @@ def test_config_from_recipe_and_limits(studio):
     geo = studio.make_config("synthetic", "nose", "a face with a long nose", deformation=True)
     assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
+    assert not geo.texture_only  # unless asked for: as the app's switch, which turns texture-only off
+    assert studio.make_config("synthetic", "nose", "a face with a long nose", texture_only=True,
+                              deformation=True).texture_only
     assert (geo.mask_stride, geo.mask_pos_weight_max) == (2, None)
     assert geo.relevance_otsu and geo.relevance_quantile is None and not geo.relevance_grow
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
@@ -180,6 +183,11 @@ def test_config_cli_writes_the_apps_config(studio, tmp_path):
                           "hair", "--edit-prompt", "white hair", "--eval-target", "hair", "--out", str(out)],
                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert bad.returncode != 0 and "KEY=VALUE" in bad.stderr
+    # an attribute that is not a part needs --eval-part (the eval would not know which part to read)
+    part = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt",
+                           "hair", "--edit-prompt", "long hair", "--eval-target", "hair_length=long", "--out",
+                           str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert part.returncode != 0 and "--eval-part" in part.stderr and "Traceback" not in part.stderr
 
 
 def test_variant_source_prompts_name_the_parts_other_variants():

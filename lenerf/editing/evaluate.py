@@ -85,6 +85,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     editor = LocalEditor(G, edits)
     cams = eval_cameras(G, views)
     v = cams.shape[0]
+    for p in parts:
+        if p not in PARTS:
+            raise InputError(f"unknown ground-truth part {p!r} (one of {', '.join(PARTS)})")
     part_ids = [PARTS.index(p) + 1 for p in parts]
     for t in targets:
         for k, val in t.items():

@@ -193,6 +193,8 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
     if spec == "synthetic" and over.get("deformation"):
         defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+    if over.get("deformation"):  # a change of shape needs the geometry (as the app's switch turns texture-only off)
+        defaults = {**defaults, "texture_only": False}
     defaults = {**defaults, **_part_settings(spec, mask_prompt, edit_prompt, bool(over.get("deformation")),
                                              generator)}
     return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
