@@ -312,7 +312,7 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
     import json
     import os
     import tempfile
-    import threading
+    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from .editing import EditConfig, train_edit
@@ -344,12 +344,8 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         if in_thread:
             from .pipeline import latent_from_seed, render_view
             render_view(G, latent_from_seed(G, 0, device=device))
-            errors: list[BaseException] = []
-            worker = threading.Thread(target=lambda: _catch(run, errors), name="bench-train-worker")
-            worker.start()
-            worker.join()
-            if errors:
-                raise errors[0]
+            with ThreadPoolExecutor(1, thread_name_prefix="bench-train-worker") as worker:
+                worker.submit(run).result()  # re-raises the worker's error here
         else:
             run()
     rows = {phase: {"median_s_per_step": round(statistics.median(ts[1:] or ts), 3), "steps_timed": len(ts),
@@ -362,9 +358,3 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
             "torch": torch.__version__, "device": device, "recipe": recipe, "in_thread": in_thread, "phases": rows,
             "projected_run_s": round(projected, 1)}
 
-
-def _catch(fn, errors: list) -> None:
-    try:
-        fn()
-    except BaseException as e:  # re-raised by the caller's thread
-        errors.append(e)

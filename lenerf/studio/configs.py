@@ -177,6 +177,8 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         over["texture_only"] = bool(texture_only)
     if deformation is not None:
         over["deformation"] = bool(deformation)
+    if not recipe and over.get("deformation"):  # the part's shipped shape recipe, if any, for these prompts
+        recipe = part_shape_recipe(spec, mask_prompt)
     if recipe:
         shipped = recipes(spec)
         if recipe not in shipped:
@@ -186,18 +188,19 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
             base = {**base, **_part_settings(spec, mask_prompt, edit_prompt, bool(base.get("deformation")),
                                              generator)}
         return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
-    shape = part_shape_recipe(spec, mask_prompt) if over.get("deformation") else None
-    if shape is not None:  # the part's shipped shape recipe, for these prompts
-        base = for_prompts(json.loads(recipes(spec)[shape].read_text()), mask_prompt, edit_prompt)
-        return EditConfig(**{**base, **_scale_warmup(base, over)}).validate(max_steps)
-    defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
-    if spec == "synthetic" and over.get("deformation"):
-        defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+    defaults = _new_edit_defaults(spec, bool(over.get("deformation")))
     if over.get("deformation"):  # a change of shape needs the geometry (as the app's switch turns texture-only off)
         defaults = {**defaults, "texture_only": False}
     defaults = {**defaults, **_part_settings(spec, mask_prompt, edit_prompt, bool(over.get("deformation")),
                                              generator)}
     return EditConfig(**{**defaults, **_scale_warmup(defaults, over)}).validate(max_steps)
+
+
+def _new_edit_defaults(spec: str, deformation: bool) -> dict:
+    """The generator's settings for a new edit without a recipe (with the deformation network: its settings too)."""
+    if spec != "synthetic":
+        return EG3D_DEFAULTS
+    return {**SYNTHETIC_DEFAULTS, **SYNTHETIC_DEFORMATION} if deformation else SYNTHETIC_DEFAULTS
 
 
 def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: bool,
@@ -207,9 +210,7 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     defaults for a new edit; as source prompts the part's other variants (texture edits of the synthetic world,
     :func:`variant_source_prompts`, each head's best), else "a face". (`eyes_blue`'s recipe for a nose kept the
     eyes' top-3% cut, its negative prompts - the noses' own phrases - and eye colours as source prompts; README.)"""
-    defaults = SYNTHETIC_DEFAULTS if spec == "synthetic" else EG3D_DEFAULTS
-    if spec == "synthetic" and deformation:
-        defaults = {**defaults, **SYNTHETIC_DEFORMATION}
+    defaults = _new_edit_defaults(spec, deformation)
     part = part_mask_recipe(spec, mask_prompt, deformation)
     mask = json.loads(recipes(spec)[part].read_text()) if part is not None else defaults
     plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
