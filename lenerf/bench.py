@@ -302,13 +302,16 @@ def bench_inversion(steps: int = 10, threads: int = 2) -> dict:
 
 
 def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, device: str = "cpu",
-                in_thread: bool = False) -> dict:
+                in_thread: bool = False, gate: bool = False) -> dict:
     """Seconds per training step of a shipped recipe (``checkpoints/edits/RECIPE.json``), by phase: ``steps`` steps
     of each phase the recipe has (mask warm-up, edit, mask cool-down), the median of each phase after its first
     step, and the run they project to at the recipe's own step counts (compare with its package's
     ``train_time_s``). Trains into a temporary folder that is removed; the recipe's seed and settings otherwise.
     ``in_thread``: the main thread renders one view of the generator first and the training runs in a worker
-    thread, as in the app (whose worker trains while other threads render)."""
+    thread, as the app did before session 35 (its worker trained while other threads rendered). ``gate``: as the app
+    now: the generator's loading, the render and the training go through a :class:`lenerf.studio.ComputeGate`
+    (one compute thread), the render from the main thread, the training from a worker thread (the training
+    queue's), each step in ``gate.step()``."""
     import json
     import os
     import tempfile
@@ -328,7 +331,13 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
     cfg = EditConfig.from_file(path, afn_warmup=steps if counts["mask warm-up"] else 0, steps=steps,
                                afn_cooldown=steps if counts["mask cool-down"] else 0, save_every=10 ** 9,
                                preview_every=0)
-    G = load_generator(cfg.generator, device=device)
+    if in_thread and gate:
+        from .errors import InputError
+        raise InputError("bench train: --in-thread or --gate, not both")
+    from .studio.jobs import ComputeGate
+    compute = ComputeGate() if gate else None
+    G = compute.run(load_generator, cfg.generator, device=device) if gate else load_generator(cfg.generator,
+                                                                                               device=device)
     times: dict[str, list[float]] = {}
     last = [time.perf_counter()]
 
@@ -338,14 +347,16 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         last[0] = now
 
     with tempfile.TemporaryDirectory(prefix="lenerf_bench_train_") as tmp:
-        def run() -> None:
+        def run(step_guard=None) -> None:
             last[0] = time.perf_counter()
-            train_edit(G, cfg, tmp, resume=False, progress=False, callback=tick)
-        if in_thread:
+            train_edit(G, cfg, tmp, resume=False, progress=False, callback=tick, step_guard=step_guard)
+        if in_thread or gate:
             from .pipeline import latent_from_seed, render_view
-            render_view(G, latent_from_seed(G, 0, device=device))
+            view = lambda: render_view(G, latent_from_seed(G, 0, device=device))  # noqa: E731
+            compute.run(view) if gate else view()
+            job = (lambda: compute.run(run, compute.step, interactive=False)) if gate else run
             with ThreadPoolExecutor(1, thread_name_prefix="bench-train-worker") as worker:
-                worker.submit(run).result()  # re-raises the worker's error here
+                worker.submit(job).result()  # re-raises the worker's error here
         else:
             run()
     rows = {phase: {"median_s_per_step": round(statistics.median(ts[1:] or ts), 3), "steps_timed": len(ts),
@@ -355,6 +366,7 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         print(f"{recipe}: {phase:<15} {r['median_s_per_step']:.3f} s/step (x {r['recipe_steps']} in the recipe)")
     print(f"{recipe}: projected full run {projected:.0f} s")
     return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
-            "torch": torch.__version__, "device": device, "recipe": recipe, "in_thread": in_thread, "phases": rows,
+            "torch": torch.__version__, "device": device, "recipe": recipe, "in_thread": in_thread, "gate": gate,
+            "phases": rows,
             "projected_run_s": round(projected, 1)}
 

@@ -57,9 +57,10 @@ def cmd_bench(a) -> int:
     from .bench import bench_app, bench_inversion, bench_relevance, bench_render, bench_synthetic, bench_train
     if a.what == "train":
         result = bench_train(a.train_recipe or "eyes_big", steps=a.train_steps or (3 if a.quick else 10),
-                             threads=a.threads or 2, device=_device(a.device), in_thread=a.in_thread)
+                             threads=a.threads or 2, device=_device(a.device), in_thread=a.in_thread, gate=a.gate)
         if a.json == "outputs/bench_render.json":
-            a.json = f"outputs/bench_train_{result['recipe']}{'_in_thread' if a.in_thread else ''}.json"
+            how = "_in_thread" if a.in_thread else "_gate" if a.gate else ""
+            a.json = f"outputs/bench_train_{result['recipe']}{how}.json"
     elif a.what == "inversion":
         result = bench_inversion(steps=3 if a.quick else 10)
         if a.json == "outputs/bench_render.json":
@@ -513,7 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--quick", action="store_true", help="one repeat, for smoke tests")
     b.add_argument("--in-thread", action="store_true",
-                   help="train: render once in the main thread, then train in a worker thread (as the app does)")
+                   help="train: render once in the main thread, then train in a worker thread (the app before "
+                        "its compute thread)")
+    b.add_argument("--gate", action="store_true",
+                   help="train: render and train through a ComputeGate, from the main and a worker thread (as the app)")
     b.set_defaults(func=cmd_bench)
     return p
 

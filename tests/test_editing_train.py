@@ -432,11 +432,18 @@ def test_bench_train_times_each_phase_of_a_shipped_recipe(monkeypatch):
         assert t["in_thread"] and set(t["phases"]) == {"mask warm-up", "edit"}
         assert all(p["steps_timed"] == 1 and p["median_s_per_step"] > 0 for p in t["phases"].values())
 
+        # as the app since session 35: both through one compute thread
+        g = bench_train("lips_green", steps=1, threads=before, gate=True)
+        assert g["gate"] and not g["in_thread"] and set(g["phases"]) == {"mask warm-up", "edit"}
+
         def fails(*a, **k):
             raise InputError("from the worker")
         monkeypatch.setattr("lenerf.editing.train_edit", fails)
-        with pytest.raises(InputError, match="from the worker"):  # the worker's error reaches the caller
-            bench_train("lips_green", steps=1, threads=before, in_thread=True)
+        for how in ({"in_thread": True}, {"gate": True}):  # the worker's error reaches the caller
+            with pytest.raises(InputError, match="from the worker"):
+                bench_train("lips_green", steps=1, threads=before, **how)
+        with pytest.raises(InputError, match="not both"):
+            bench_train("lips_green", steps=1, in_thread=True, gate=True)
     finally:
         torch.set_num_threads(before)
 

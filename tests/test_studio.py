@@ -211,26 +211,70 @@ def test_variant_source_prompts_name_the_parts_other_variants():
 
 
 def test_gate_lets_interactive_requests_in_between_training_steps():
-    gate, stop, steps = ComputeGate(), threading.Event(), []
+    gate, stop, steps, seen = ComputeGate(), threading.Event(), [], {}
 
     def trainer():
         while not stop.is_set():
-            with gate.training_step():
+            with gate.step():
                 steps.append(time.perf_counter())
                 time.sleep(0.05)
+        return len(steps)
 
-    t = threading.Thread(target=trainer)
-    t.start()
-    time.sleep(0.1)
+    bg = threading.Thread(target=lambda: seen.setdefault("trained", gate.run(trainer, interactive=False)))
+    bg.start()
+    time.sleep(0.2)
     t0 = time.perf_counter()
-    with gate.interactive():
-        waited = time.perf_counter() - t0
-        n = len(steps)
+
+    def request():
+        seen["waited"], seen["thread"], n = time.perf_counter() - t0, threading.current_thread(), len(steps)
         time.sleep(0.2)
-        assert len(steps) == n  # no training step runs while the request holds the device
+        return len(steps) - n
+    assert gate.run(request) == 0  # no training step runs while the request uses the device
+    assert "trained" not in seen and seen["waited"] < 0.2  # it ran between two steps (waited about one step)
     stop.set()
-    t.join()
-    assert waited < 0.2  # at most about one step
+    bg.join()
+    assert seen["trained"] == len(steps) >= 4
+    assert seen["thread"] is not threading.current_thread()  # the compute thread ran it
+
+
+def test_gate_runs_everything_on_one_thread_interactive_first():
+    import contextvars
+    gate, order, hold = ComputeGate(), [], threading.Event()
+    threads = set()
+
+    def task(tag):
+        threads.add(threading.get_ident())
+        order.append(tag)
+        return tag
+
+    blocker = threading.Thread(target=lambda: gate.run(hold.wait))
+    blocker.start()
+    time.sleep(0.1)  # the compute thread is busy: the next two wait in line
+    later = [threading.Thread(target=gate.run, args=(task, "training"), kwargs={"interactive": False})]
+    later[0].start()
+    time.sleep(0.05)
+    later.append(threading.Thread(target=gate.run, args=(task, "preview")))
+    later[1].start()
+    time.sleep(0.05)
+    hold.set()
+    for t in (blocker, *later):
+        t.join()
+    assert order == ["preview", "training"]  # queued after the training, run before it
+    assert gate.run(task, "x") == "x" and len(threads) == 1 and threading.get_ident() not in threads
+    # a task may use the gate itself (it runs at once), and context variables go with a task
+    assert gate.run(lambda: gate.run(lambda: threading.get_ident())) in threads
+    var = contextvars.ContextVar("var", default="unset")
+    var.set("caller's")
+    assert gate.run(var.get) == "caller's"
+    with pytest.raises(InputError, match="from the task"):  # the task's error is raised in the caller
+        gate.run(lambda: (_ for _ in ()).throw(InputError("from the task")))
+    with pytest.raises(RuntimeError, match="compute thread"):  # a step guard off the compute thread is a bug
+        with gate.step():
+            pass
+    gate._pid = -1  # as in a forked child (a ZeroGPU worker), where the compute thread does not exist
+    assert gate.run(threading.get_ident) == threading.get_ident()
+    with gate.step():
+        pass
 
 
 def test_queue_one_job_at_a_time_cancel_and_failures():

@@ -1,21 +1,25 @@
 """Background training jobs for the app: one worker per device, a bounded queue, cancellation, live progress.
 
-Interactive requests (previews, turntables) and training share one device. :class:`ComputeGate` lets them
-take turns: a training step never runs while an interactive request is waiting or running, so a preview waits at
-most for the training step in flight, and two requests never fight over the same cores or GPU.
+Interactive requests (previews, turntables, inversions) and training share one device. :class:`ComputeGate` runs
+all of them on one compute thread and lets interactive requests go first: a training step never runs while an
+interactive request is waiting, so a preview waits at most for the step in flight, and two requests never fight
+over the same cores or GPU.
 """
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
+import os
 import threading
 import time
 import traceback
 from collections import deque
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 
@@ -24,37 +28,77 @@ from ..errors import InputError, LENeRFError
 log = logging.getLogger(__name__)
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+T = TypeVar("T")
 
 
 class ComputeGate:
-    """Mutual exclusion between interactive requests and training steps, interactive first."""
+    """One compute thread for all of the app's torch work, interactive requests first.
 
-    def __init__(self):
+    Why one thread: torch's CPU backend is OpenMP, and every thread that runs a parallel op keeps a team of OpenMP
+    threads of its own; once a process holds more of them than cores, libgomp spins only briefly before it sleeps
+    between parallel regions, and a training in a worker thread beside another thread's team ran 18-26% slower
+    than in the main thread (README, Speed). On one thread there is one team.
+
+    :meth:`run` runs a callable on the compute thread and waits for it: its result is returned and its error raised
+    in the caller, and the caller's context variables (e.g. Gradio's progress tracker) go with it. Called from the
+    compute thread itself (or in a forked child, e.g. a ZeroGPU worker, where the thread does not exist) it runs
+    the callable at once. Waiting interactive tasks run before background ones (training jobs). A long task (a
+    training job, an inversion, a turntable) runs each step inside :meth:`step`, which first runs the interactive
+    tasks that are waiting, on the same thread: a preview waits at most for the step in flight (a long interactive
+    task that starts there finishes before the step it interrupted).
+    """
+
+    def __init__(self, name: str = "lenerf-compute"):
         self._cond = threading.Condition()
-        self._busy = False
-        self._waiting = 0  # interactive requests waiting or running
+        self._interactive: deque = deque()
+        self._background: deque = deque()
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self._thread.start()
+
+    def _inline(self) -> bool:
+        return threading.current_thread() is self._thread or os.getpid() != self._pid
+
+    def run(self, fn: Callable[..., T], *args, interactive: bool = True, **kwargs) -> T:
+        """``fn(*args, **kwargs)`` on the compute thread; blocks until it has run."""
+        if self._inline():
+            return fn(*args, **kwargs)
+        task = (Future(), contextvars.copy_context(), fn, args, kwargs)
+        with self._cond:
+            (self._interactive if interactive else self._background).append(task)
+            self._cond.notify()
+        return task[0].result()
+
+    @staticmethod
+    def _execute(task) -> None:
+        future, ctx, fn, args, kwargs = task
+        try:
+            future.set_result(ctx.run(fn, *args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller (a cancelled training raises KeyboardInterrupt)
+            future.set_exception(e)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while not (self._interactive or self._background):
+                    self._cond.wait()
+                task = (self._interactive or self._background).popleft()
+            self._execute(task)
 
     @contextmanager
-    def _hold(self, interactive: bool):
-        with self._cond:
-            self._waiting += interactive
-            # a training step also yields to interactive requests that are waiting
-            while self._busy or (not interactive and self._waiting):
-                self._cond.wait()
-            self._busy = True
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._waiting -= interactive
-                self._busy = False
-                self._cond.notify_all()
-
-    def interactive(self):
-        return self._hold(True)
-
-    def training_step(self):
-        return self._hold(False)
+    def step(self) -> Iterator[None]:
+        """Guard of one step of a task running on the compute thread: the interactive tasks waiting run first."""
+        if os.getpid() == self._pid:
+            if threading.current_thread() is not self._thread:
+                raise RuntimeError("ComputeGate.step() guards the steps of a task on the compute thread: "
+                                   "start that task with ComputeGate.run")
+            while True:
+                with self._cond:
+                    if not self._interactive:
+                        break
+                    task = self._interactive.popleft()
+                self._execute(task)
+        yield
 
 
 @dataclass

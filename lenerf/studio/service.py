@@ -6,14 +6,15 @@ subclasses with messages meant for the user.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
 import re
 import shutil
 import tempfile
-import threading
 import time
+import uuid
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -85,6 +86,14 @@ def check_seed(seed) -> int:
     return s
 
 
+def _on_compute_thread(method):
+    """Run a :class:`Studio` method on its gate's compute thread (every torch op of the app runs there)."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        return self.gate.run(method, self, *args, **kwargs)
+    return wrapper
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40] or "edit"
 
@@ -117,7 +126,6 @@ class Studio:
         self._edits: dict[Path, tuple] = {}
         self._clips: dict[tuple, object] = {}
         self._perceptual = None
-        self._lock = threading.RLock()
 
     # -- generators -----------------------------------------------------------------------------------------
     def generator_choices(self) -> list[str]:
@@ -146,20 +154,29 @@ class Studio:
         spec = str(spec).strip()
         if not spec:
             raise InputError("choose a generator")
-        with self._lock:
-            if spec not in self._generators:
-                t = time.time()
-                self._generators[spec] = load_generator(spec, device=self.device)
-                log.info("loaded generator %s in %.1f s", spec, time.time() - t)
-            return self._generators[spec]
+        G = self._generators.get(spec)
+        return G if G is not None else self.gate.run(self._load_generator, spec)
 
+    # the caches below are filled on the compute thread only (one at a time): no lock
+    def _load_generator(self, spec: str) -> Generator:
+        if spec not in self._generators:
+            t = time.time()
+            self._generators[spec] = load_generator(spec, device=self.device)
+            log.info("loaded generator %s in %.1f s", spec, time.time() - t)
+        return self._generators[spec]
+
+    @_on_compute_thread
     def _clip(self, name: str, pretrained: str | None):
         from ..clip import load_clip
-        with self._lock:
-            key = (name, pretrained)
-            if key not in self._clips:
-                self._clips[key] = load_clip(name, pretrained, device=self.device)
-            return self._clips[key]
+        key = (name, pretrained)
+        if key not in self._clips:
+            self._clips[key] = load_clip(name, pretrained, device=self.device)
+        return self._clips[key]
+
+    def _load_edit(self, folder: Path, stamp: float) -> tuple:
+        if self._edits.get(folder, (None, None))[0] != stamp:
+            self._edits[folder] = (stamp, load_edit(folder, device=self.device))
+        return self._edits[folder][1]
 
     # -- edits ----------------------------------------------------------------------------------------------
     def _edit_folders(self) -> dict[str, Path]:
@@ -204,17 +221,16 @@ class Studio:
             if n not in folders:
                 raise InputError(f"unknown edit '{n}' (available: {', '.join(self.available_edits(spec)) or 'none'})")
             folder = folders[n]
-            with self._lock:
-                stamp = (folder / "modules.safetensors").stat().st_mtime
-                if self._edits.get(folder, (None, None))[0] != stamp:
-                    self._edits[folder] = (stamp, load_edit(folder, device=self.device))
-                edit, info = self._edits[folder][1]
+            stamp = (folder / "modules.safetensors").stat().st_mtime
+            cached = self._edits.get(folder, (None, None))
+            edit, info = cached[1] if cached[0] == stamp else self.gate.run(self._load_edit, folder, stamp)
             if info.get("generator") != spec:
                 raise InputError(f"edit '{n}' was trained for generator '{info.get('generator')}', not '{spec}'")
             edits.append(edit)
         return LocalEditor(G, edits)
 
     # -- rendering ------------------------------------------------------------------------------------------
+    @_on_compute_thread
     def latent(self, spec: str, seed, truncation: float) -> torch.Tensor:
         G = self.generator(spec)
         return latent_from_seed(G, check_seed(seed), float(truncation), device=self.device)
@@ -228,6 +244,7 @@ class Studio:
             raise InputError(f"this photo was inverted into '{inv.meta.get('generator')}', not '{spec}'")
         return inv.generator(self.generator(spec)), inv.ws.to(self.device)
 
+    @_on_compute_thread
     def inversion(self, name: str):
         from ..inversion import Inversion
         folder = self.inversions_dir / str(name)
@@ -235,6 +252,7 @@ class Studio:
             raise InputError(f"unknown inverted photo '{name}'")
         return Inversion.load(folder, device=self.device)
 
+    @_on_compute_thread
     def invert_photo(self, spec: str, photo, kind: str = "human", crop: str = "auto", steps: int = 300,
                      time_budget_s: float | None = 300.0, progress: Callable[[int, int], None] | None = None):
         """Photo (path / bytes / PIL) -> (inversion id, aligned crop uint8, reconstruction uint8, notes)."""
@@ -252,19 +270,17 @@ class Studio:
         else:
             face = align_face(p.image, kind=kind, crop=crop)
             aligned, notes = face.image, p.notes + face.notes
-        with self._lock:
-            if self._perceptual is None:
-                self._perceptual = load_perceptual(device=self.device)
+        if self._perceptual is None:
+            self._perceptual = load_perceptual(device=self.device)
         cfg = InversionConfig(steps=steps, time_budget_s=time_budget_s)
         inv = invert(G, image_to_tensor(aligned).to(self.device), cfg, perceptual=self._perceptual, progress=False,
                      callback=(lambda info: progress(info["step"], info["steps"])) if progress else None,
-                     step_guard=self.gate.interactive)
-        name = f"photo_{time.strftime('%Y%m%d_%H%M%S')}_{os.getpid() % 1000:03d}{threading.get_ident() % 1000:03d}"
+                     step_guard=self.gate.step)
+        name = f"photo_{time.strftime('%Y%m%d_%H%M%S')}_{uuid.uuid4().hex[:8]}"  # unique when two finish together
         inv.meta.update({"generator": spec, "notes": notes, "crop": crop, "kind": kind})
         inv.save(self.inversions_dir / name)
         aligned.save(self.inversions_dir / name / "aligned.png")
-        with self.gate.interactive():
-            rec = render_view(inv.generator(G), inv.ws, inv.yaw, inv.pitch).image
+        rec = render_view(inv.generator(G), inv.ws, inv.yaw, inv.pitch).image
         notes = notes + [f"reconstruction PSNR {inv.meta['psnr_input_view']} dB at the photo's view "
                          f"({inv.meta['steps_run']} steps, {inv.meta['stop']}, {inv.meta['total_s']} s; perceptual "
                          f"loss: {inv.meta['perceptual']})"]
@@ -273,6 +289,7 @@ class Studio:
     def _strengths(self, editor: LocalEditor, strength: float | None) -> list[float] | None:
         return None if strength is None else [strength_ok(strength)] * len(editor.edits)
 
+    @_on_compute_thread
     def preview(self, spec: str, seed, truncation: float = 0.7, yaw: float = 0.0, pitch: float = 0.0,
                 edits: list[str] | None = None, strength: float | None = None,
                 preset: str | Preset = "preview", inversion: str | None = None) -> EditView:
@@ -282,9 +299,8 @@ class Studio:
             raise InputError("yaw must be within +-0.8 rad and pitch within +-0.5 rad")
         editor = self.editor(spec, edits)
         editor.G, ws = self._source(spec, seed, truncation, inversion)
-        with self.gate.interactive():
-            return render_edit(editor, ws, float(yaw), float(pitch), preset=preset,
-                               strengths=self._strengths(editor, strength))
+        return render_edit(editor, ws, float(yaw), float(pitch), preset=preset,
+                           strengths=self._strengths(editor, strength))
 
     def turntable(self, spec: str, seed, truncation: float = 0.7, edits: list[str] | None = None,
                   strength: float | None = None, frames: int = 48, preset: str | Preset | None = None,
@@ -298,10 +314,14 @@ class Studio:
         frames = int(frames)
         if not self.limits.min_frames <= frames <= self.limits.max_frames:
             raise InputError(f"frames must be between {self.limits.min_frames} and {self.limits.max_frames}")
-        editor = self.editor(spec, edits)
-        editor.G, ws = self._source(spec, seed, truncation, inversion)
-        views = render_edit_turntable(editor, ws, frames, preset=preset, strengths=self._strengths(editor, strength),
-                                      progress=progress, guard=self.gate.interactive)
+
+        def render() -> list[EditView]:
+            editor = self.editor(spec, edits)
+            editor.G, ws = self._source(spec, seed, truncation, inversion)
+            return render_edit_turntable(editor, ws, frames, preset=preset,
+                                         strengths=self._strengths(editor, strength), progress=progress,
+                                         guard=self.gate.step)
+        views = self.gate.run(render)  # the videos are encoded here, off the compute thread
         out = Path(tempfile.mkdtemp(prefix="turntable_", dir=self.media_dir))
         strip = write_video([v.strip() for v in views], out / "turntable.mp4", fps=fps)
         mask = write_video([v.overlay for v in views], out / "mask_turntable.mp4", fps=fps)
@@ -339,13 +359,16 @@ class Studio:
         final = self.user_edits / name
         staging = self.work_dir / "training" / name
 
-        def run(job: TrainJob) -> Path:
+        def train(job: TrainJob) -> Path:
             G = self.generator(spec)
             clip = self._clip(cfg.clip, cfg.clip_pretrained)
             train_edit(G, cfg, staging, clip=clip, progress=False, callback=job.update,
-                       should_stop=job.cancel_event.is_set, step_guard=self.gate.training_step)
+                       should_stop=job.cancel_event.is_set, step_guard=self.gate.step)
             shutil.copytree(staging, final, ignore=shutil.ignore_patterns("train_state.*"))
             return final  # the staging folder (with its resumable checkpoint) is kept until cleaned up
+
+        def run(job: TrainJob) -> Path:  # the queue's worker waits while the compute thread trains
+            return self.gate.run(train, job, interactive=False)
 
         return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps + cfg.afn_cooldown, run)
 
