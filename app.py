@@ -31,6 +31,10 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
+#: under the recipe picker: what a recipe does with other prompts (lenerf.studio.configs.make_config; README: hair_red's
+#: recipe for white hair reached white on 30% of 20 held-out heads, the app's own settings on 100%)
+RECIPE_HINT = ("A colour recipe with another edit prompt trains with the app's settings for that colour (the "
+               "recipe's are tuned to its own); a shape recipe (eyes_big, hair_long) keeps its settings.")
 #: the Edit tab's examples (seed, yaw, shipped edits; truncation 1): each seed's head differs from every target
 #: (tests/test_app.py), so each example shows a change
 EXAMPLES = [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (11, -0.3, ["lips_green"]),
@@ -276,7 +280,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
             with gr.Row():
                 with gr.Column():
                     recipe = gr.Dropdown(choices=[CUSTOM, *S.recipes(default_generator)], value=CUSTOM,
-                                         label="Recipe", elem_id="recipe")
+                                         label="Recipe", elem_id="recipe", info=RECIPE_HINT)
                     mask_prompt = gr.Textbox(label="Where to edit (mask prompt)", placeholder="eyes", max_lines=1,
                                              info=_mask_hint(S))
                     edit_prompt = gr.Textbox(label="What to do (edit prompt)", placeholder="a face with blue eyes",

@@ -143,18 +143,36 @@ def test_config_from_recipe_and_limits(studio):
     assert geo.relevance_otsu and geo.relevance_quantile is None and not geo.relevance_grow
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
-    # nor its rephrasings of its own edit prompt; its sources less those the new prompt names, plus its own target
+    # a texture recipe with another edit prompt is a new edit of that colour with the app's settings (hair_red's cosine
+    # to "red hair" took 6 of 20 heads to white for "white hair", the app's settings 20; README): its rephrasings of
+    # its own prompt, its loss and its sources go, its part's mask settings stay (the app's for the part)
+    for part, prompt, recipe in [("hair", "a face with white hair", "hair_red"), ("hair", "a face with pink hair",
+                                 "hair_red"), ("eyes", "a face with green eyes", "eyes_blue"),
+                                 ("lips", "a face with purple lips", "lips_green"),
+                                 ("nose", "a face with a blue nose", "eyes_blue")]:  # another part: that part's
+        assert studio.make_config("synthetic", part, prompt, recipe=recipe) == studio.make_config(
+            "synthetic", part, prompt), (part, prompt, recipe)
+    white = studio.make_config("synthetic", "hair", "a face with white hair", recipe="hair_red", steps=40)
+    assert (white.loss, white.edit_clip, white.source_prompt_select) == ("dir_diff", "miniclip-color", "best")
+    assert white.steps == 40 and all(getattr(white, k) == getattr(cfg, k) for k in MASK_FIELDS if k != "afn_warmup")
+    assert white.source_prompts == [f"a face with {c} hair" for c in ("black", "brown", "blonde", "red")]
     green = studio.make_config("synthetic", "eyes", "a face with green eyes", recipe="eyes_blue")
     assert green.extra_edit_prompts == [] and not green.eval
     assert green.source_prompts == ["a face with brown eyes", "a face with blue eyes"]
-    assert green.edit_clip == "miniclip-color" and green.lr_mapper == blue.lr_mapper  # the rest is the recipe's
-    # a recipe for another part takes that part's mask settings and variants (not the eyes' top-3% cut, the noses'
-    # phrases as negative prompts, eye colours as sources): for the nose, those of a new nose edit without a recipe
-    nose = studio.make_config("synthetic", "nose", "a face with a blue nose", recipe="eyes_blue")
+    assert green.edit_clip == "miniclip-color" and green.lr_mapper == blue.lr_mapper
+    # ... and with the deformation switch, as without the recipe (the eyes: eyes_big's settings)
+    assert studio.make_config("synthetic", "eyes", "a face with big eyes", recipe="eyes_blue", texture_only=False,
+                              deformation=True) == shipped
+    # a shape recipe for another part takes that part's mask settings and sources (not the eyes' top-3% cut, the
+    # noses' phrases as negative prompts): for the nose, those of a new nose shape edit without a recipe
+    nose = studio.make_config("synthetic", "nose", "a face with a big nose", recipe="eyes_big")
+    plain = studio.make_config("synthetic", "nose", "a face with a big nose", deformation=True)
     for k in MASK_FIELDS:
-        assert getattr(nose, k) == getattr(new, k), k
-    assert nose.negative_mask_prompts == [] and nose.source_prompts == new.source_prompts
-    assert nose.source_prompt_select == "best" and nose.edit_clip == blue.edit_clip
+        assert getattr(nose, k) == getattr(plain, k), k
+    assert nose.negative_mask_prompts == [] and nose.source_prompts == ["a face"]
+    assert nose.edit_clip == "miniclip-eyes" and nose.dn_bound_length  # the rest is the recipe's
+    # a shape recipe for other prompts keeps its settings (its deformation is what it is for)
+    assert small.dn_bound_length and small.edit_clip == "miniclip-eyes"
     lips = studio.make_config("synthetic", "lips", "a face with blue lips", recipe="eyes_blue")
     own = studio.make_config("synthetic", "lips", "a face with blue lips")  # lips_green's mask settings
     assert all(getattr(lips, k) == getattr(own, k) for k in MASK_FIELDS) and lips.relevance_quantile != 0.97
