@@ -115,7 +115,7 @@ def cmd_config(a) -> int:
     from dataclasses import asdict
 
     from .studio import check_prompt
-    from .studio.configs import make_config
+    from .studio.configs import make_config, shape_note
     cfg = make_config(a.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
                       check_prompt(a.edit_prompt, "--edit-prompt"), a.recipe, a.steps, a.strength,
                       deformation=a.deformation or None)
@@ -137,6 +137,8 @@ def cmd_config(a) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(cfg), indent=1))
     print(f"wrote {out} (train it with: python -m lenerf train --config {out} --out DIR)")
+    if shape_note(cfg):
+        print(f"note: {shape_note(cfg)}")
     return 0
 
 

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from lenerf.errors import InputError
-from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed
-from lenerf.studio.configs import MASK_FIELDS, variant_source_prompts
+from lenerf.editing import EditConfig
+from lenerf.studio import ComputeGate, Limits, Studio, TrainingQueue, check_prompt, check_seed, describe_job
+from lenerf.studio.configs import MASK_FIELDS, shape_note, variant_source_prompts
 from lenerf.studio.jobs import CANCELLED, DONE, FAILED
 from lenerf.synthetic import SyntheticHeads
 
@@ -191,7 +192,7 @@ def test_config_cli_writes_the_apps_config(studio, tmp_path):
     r = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt", "hair",
                         "--edit-prompt", "a face with white hair", "--eval-target", "hair=white", "--out", str(out)],
                        capture_output=True, text=True, cwd=ROOT, timeout=300)
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 0 and "note:" not in r.stdout, r.stderr
     written = json.loads(out.read_text())
     assert written.pop("eval") == {"part": "hair", "target": {"hair": "white"}}
     want = dataclasses.asdict(studio.make_config("synthetic", "hair", "a face with white hair"))
@@ -206,6 +207,11 @@ def test_config_cli_writes_the_apps_config(studio, tmp_path):
                            "hair", "--edit-prompt", "long hair", "--eval-target", "hair_length=long", "--out",
                            str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert part.returncode != 0 and "--eval-part" in part.stderr and "Traceback" not in part.stderr
+    # a texture-only config whose prompt names a shape is written, with a note (as the app's job)
+    shape = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt",
+                            "hair", "--edit-prompt", "long hair", "--out", str(out)], capture_output=True, text=True,
+                           cwd=ROOT, timeout=300)
+    assert shape.returncode == 0 and "note: 'long' asks for a change of shape" in shape.stdout, shape.stderr
 
 
 def test_variant_source_prompts_name_the_parts_other_variants():
@@ -336,7 +342,8 @@ def test_train_small_job_appears_in_catalogue(studio):
     assert job.status == DONE, job.message
     # the defaults' 1:1 ratio of attention-field warm-up to edit steps: 2 + 2
     assert job.step == job.steps == 4 and "clip" in job.losses and job.preview is not None
-    assert job.result.name in studio.available_edits("synthetic")
+    assert job.result.name in studio.available_edits("synthetic") and job.note == ""
+    assert describe_job(job).startswith("**Done**")
     info = studio.edit_info(job.result.name)
     assert info["mask_prompt"] == "eyes" and info["steps"] == 2
     v = studio.preview("synthetic", 0, edits=[job.result.name])
@@ -347,6 +354,25 @@ def test_train_small_job_appears_in_catalogue(studio):
     assert any(n.endswith("edit.json") for n in names) and any(n.endswith("modules.safetensors") for n in names)
     with pytest.raises(InputError, match="HF_TOKEN"):
         studio.push(job.result.name, "me/edit", token="")
+
+
+def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
+    """'a face with long hair' without the geometry trains minutes for a recolouring: the job says so."""
+    long_hair = studio.make_config("synthetic", "hair", "a face with long hair")
+    assert long_hair.texture_only and "'long'" in shape_note(long_hair) and "hair_long" in shape_note(long_hair)
+    for quiet in [studio.make_config("synthetic", "hair", "a face with white hair"),
+                  studio.make_config("synthetic", "hair", "a face with long hair", recipe="hair_long"),
+                  studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True),
+                  studio.make_config("synthetic", "hair", "a face with long hair", texture_only=False)]:
+        assert shape_note(quiet) == "", quiet.edit_prompt
+    assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))
+    eg3d = EditConfig("eyes", "a face with small eyes", generator="ffhq")
+    assert "untick 'Texture only'" in shape_note(eg3d)
+    q = TrainingQueue()
+    job = q.submit("x", "me", 3, lambda j: Path("."), note=shape_note(long_hair))
+    assert "'long' asks for a change of shape" in describe_job(job)  # queued, running or done: it is shown
+    job = q.wait(job.id, 10)
+    assert job.status == DONE and job.note in describe_job(job)
 
 
 def test_limits_are_configurable(tmp_path):

@@ -52,6 +52,23 @@ MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_
                "lambda_mask", "lambda_bin", "lambda_minmax", "lambda_tv", "threshold", "binarize_mask")
 
 
+#: words of an edit prompt that ask for another shape (what a texture-only edit, which keeps the geometry, cannot do)
+SHAPE_WORDS = ("long", "short", "big", "small", "large", "tall", "wide", "narrow", "thin", "thick", "round")
+
+
+def shape_note(cfg: EditConfig) -> str:
+    """A note for the user when a texture-only edit's prompt names a change of shape ("a face with long hair"): it
+    will change colours only. "" otherwise. (A texture-only "long hair" edit trains minutes for a recolouring: README,
+    the app.)"""
+    words = [w for w in cfg.edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS]
+    if not cfg.texture_only or not words:
+        return ""
+    how = ("pick the hair_long recipe for long hair; switch on the deformation network for the size of the eyes"
+           if cfg.generator == "synthetic" else "untick 'Texture only' to let the geometry change")
+    return (f"'{words[0]}' asks for a change of shape, but this edit is texture-only (it keeps the geometry): only "
+            f"colours will change. To change the shape: {how}.")
+
+
 def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
     """Source prompts of a new texture edit: "a face with {v}" for each variant v of the masked part that the
     generator names (``G.expand_prompt``: "hair" -> "black hair", "brown hair", ...) except those whose own words
@@ -134,10 +151,11 @@ def _named(prompt: str, sources: list[str]) -> list[bool]:
 def for_prompts(base: dict, mask_prompt: str, edit_prompt: str) -> dict:
     """A recipe's settings (its JSON) for other prompts (:func:`make_config` uses it for shape recipes and for a
     texture recipe's own edit prompt; a texture recipe with another one gives the app's settings). Another mask or
-    edit prompt drops its ground-truth ``eval`` target. Another edit prompt also drops its ``extra_edit_prompts`` (they rephrase the recipe's own edit prompt:
-    `eyes_blue`'s "blue eyes" pulled a new "green eyes" edit to blue) and takes as source prompts the recipe's
-    source prompts and its own edit prompt (the part's other variants: blue eyes are a start for green), less those
-    the new edit prompt names ("a face with green eyes" for "a face with green eyes"); none left -> "a face"."""
+    edit prompt drops its ground-truth ``eval`` target. Another edit prompt also drops its ``extra_edit_prompts``
+    (they rephrase the recipe's own edit prompt: `eyes_blue`'s "blue eyes" pulled a new "green eyes" edit to blue)
+    and takes as source prompts the recipe's source prompts and its own edit prompt (the part's other variants: small
+    eyes are a start for big ones), less those the new edit prompt names ("a face with big eyes" for "a face with
+    big eyes"); none left -> "a face"."""
     base = dict(base)
     if (base.get("mask_prompt"), base.get("edit_prompt")) == (mask_prompt, edit_prompt):
         return base
@@ -238,5 +256,6 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     return out
 
 
-__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts", "make_config",
-           "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "variant_source_prompts"]
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts",
+           "make_config", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "shape_note",
+           "variant_source_prompts"]

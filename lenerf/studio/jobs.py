@@ -74,7 +74,7 @@ class ComputeGate:
         future, ctx, fn, args, kwargs = task
         try:
             future.set_result(ctx.run(fn, *args, **kwargs))
-        except BaseException as e:  # noqa: BLE001 - handed to the caller (a cancelled training raises KeyboardInterrupt)
+        except BaseException as e:  # noqa: BLE001 - to the caller (a cancelled training raises KeyboardInterrupt)
             future.set_exception(e)
 
     def _loop(self) -> None:
@@ -117,6 +117,7 @@ class TrainJob:
     phase: str = ""  # "mask warm-up" or "edit" while running
     preview: np.ndarray | None = None
     message: str = ""
+    note: str = ""  # about the config, shown while it trains (e.g. a shape word in a texture-only edit)
     result: Path | None = None
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -161,14 +162,14 @@ class TrainingQueue:
         self._worker = threading.Thread(target=self._loop, name="lenerf-train-worker", daemon=True)
         self._worker.start()
 
-    def submit(self, name: str, owner: str, steps: int, run: Callable[[TrainJob], Path]) -> TrainJob:
+    def submit(self, name: str, owner: str, steps: int, run: Callable[[TrainJob], Path], note: str = "") -> TrainJob:
         with self._lock:
             pending = [j for j in self._jobs.values() if not j.done]
             if any(j.owner == owner for j in pending):
                 raise InputError("you already have a training job queued or running; wait for it or cancel it")
             if len(pending) >= self.max_pending:
                 raise InputError(f"the training queue is full ({self.max_pending} jobs); try again later")
-            job = TrainJob(next(self._ids), name, owner, run, steps)
+            job = TrainJob(next(self._ids), name, owner, run, steps, note=note)
             self._jobs[job.id] = job
             self._queue.append(job)
         self._wake.set()

@@ -30,7 +30,8 @@ from ..generator import Generator, Preset
 from ..hub import cache_dir, load_generator, load_registry, probe_generator
 from ..media import write_video
 from ..pipeline import EditView, latent_from_seed, render_edit, render_edit_turntable
-from .configs import SHIPPED_EDITS, make_config, part_mask_recipe, part_masks, part_shape_recipe, recipes
+from .configs import (SHIPPED_EDITS, make_config, part_mask_recipe, part_masks, part_shape_recipe, recipes,
+                      shape_note)
 from .jobs import ComputeGate, TrainingQueue, TrainJob
 
 log = logging.getLogger(__name__)
@@ -370,7 +371,7 @@ class Studio:
         def run(job: TrainJob) -> Path:  # the queue's worker waits while the compute thread trains
             return self.gate.run(train, job, interactive=False)
 
-        return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps + cfg.afn_cooldown, run)
+        return self.queue.submit(name, owner, cfg.afn_warmup + cfg.steps + cfg.afn_cooldown, run, note=shape_note(cfg))
 
     def export_zip(self, name: str) -> Path:
         """Zip of an edit package (edit.json, modules.safetensors, previews) for download."""
@@ -398,15 +399,16 @@ class Studio:
 
 def describe_job(job: TrainJob, position: int = 0) -> str:
     """A one-paragraph Markdown status of a training job for the UI."""
+    note = f"\n\n*{job.note}*" if job.note else ""
     if job.status == "queued":
-        return f"**Queued** ({position} in line): '{job.name}'"
+        return f"**Queued** ({position} in line): '{job.name}'{note}"
     pct = 100 * job.step / max(1, job.steps)
     losses = ", ".join(f"{k} {v:.3f}" for k, v in job.losses.items() if k in ("clip", "afn_mask", "coverage"))
     head = {"running": "Training", "done": "Done", "failed": "Failed", "cancelled": "Cancelled"}[job.status]
     eta = f", ETA {job.eta_s:.0f} s" if job.status == "running" and job.eta_s is not None else ""
     msg = f" - {job.message}" if job.message else ""
     phase = f" ({job.phase})" if job.status == "running" and job.phase else ""
-    return f"**{head}** '{job.name}': step {job.step}/{job.steps}{phase} ({pct:.0f}%){eta}. {losses}{msg}"
+    return f"**{head}** '{job.name}': step {job.step}/{job.steps}{phase} ({pct:.0f}%){eta}. {losses}{msg}{note}"
 
 
 __all__ = ["Limits", "Studio", "check_prompt", "check_seed", "describe_job"]
