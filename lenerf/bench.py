@@ -336,8 +336,8 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
         raise InputError("bench train: --in-thread or --gate, not both")
     from .studio.jobs import ComputeGate
     compute = ComputeGate() if gate else None
-    G = compute.run(load_generator, cfg.generator, device=device) if gate else load_generator(cfg.generator,
-                                                                                               device=device)
+    load = lambda: load_generator(cfg.generator, device=device)  # noqa: E731
+    G = compute.run(load) if gate else load()
     times: dict[str, list[float]] = {}
     last = [time.perf_counter()]
 

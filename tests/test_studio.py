@@ -153,6 +153,10 @@ def test_config_from_recipe_and_limits(studio):
                                  ("nose", "a face with a blue nose", "eyes_blue")]:  # another part: that part's
         assert studio.make_config("synthetic", part, prompt, recipe=recipe) == studio.make_config(
             "synthetic", part, prompt), (part, prompt, recipe)
+    # (its own rephrasings are its own colour: the recipe stays, for that prompt)
+    long_red = studio.make_config("synthetic", "hair", "a face with long red hair", recipe="hair_red")
+    assert (long_red.loss, long_red.edit_clip, long_red.extra_edit_prompts) == ("default", "miniclip-palette", [])
+    assert studio.make_config("synthetic", "eyes", "blue eyes", recipe="eyes_blue").lr_mapper == blue.lr_mapper
     white = studio.make_config("synthetic", "hair", "a face with white hair", recipe="hair_red", steps=40)
     assert (white.loss, white.edit_clip, white.source_prompt_select) == ("dir_diff", "miniclip-color", "best")
     assert white.steps == 40 and all(getattr(white, k) == getattr(cfg, k) for k in MASK_FIELDS if k != "afn_warmup")

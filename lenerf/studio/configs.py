@@ -185,10 +185,11 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     """The config of a new edit of generator ``spec``: the shipped ``recipe`` (for other prompts than its own as
     :func:`for_prompts` says; for another part with that part's mask settings and source prompts,
     :func:`_part_settings`); with ``deformation`` on, the part's shipped shape recipe (:func:`part_shape_recipe`,
-    the same way); else the generator's defaults for a new edit. A synthetic texture recipe with another edit
-    prompt gives the defaults too: its colour guidance is tuned to its own colour (`hair_red`'s recipe for "white
-    hair" reached white on 30% of 20 held-out heads, the defaults on 100%; README), and the defaults of its part
-    already hold its mask settings (:func:`part_mask_recipe`). The given
+    the same way); else the generator's defaults for a new edit. A synthetic texture recipe with an edit prompt
+    that is none of its own (``edit_prompt``, ``extra_edit_prompts``) gives the defaults too: its colour guidance
+    is tuned to its own colour (`hair_red`'s recipe for "white hair" reached white on 30% of 20 held-out heads, the
+    defaults on 100%; README), and the defaults of its part already hold its mask settings
+    (:func:`part_mask_recipe`). The given
     options (steps, strength, texture_only, deformation) override either; other step counts than the recipe's keep
     its ratio of warm-up steps. ``generator(spec)`` -> the loaded generator (for the synthetic world's part variants;
     default :func:`lenerf.hub.load_generator`). Prompts are taken as given (the app checks them first)."""
@@ -204,16 +205,18 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         over["texture_only"] = bool(texture_only)
     if deformation is not None:
         over["deformation"] = bool(deformation)
+    shipped = recipes(spec)
     if recipe:
-        if recipe not in recipes(spec):
+        if recipe not in shipped:
             raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
-        base = json.loads(recipes(spec)[recipe].read_text())
-        if spec == "synthetic" and _is_texture(base) and _norm(base.get("edit_prompt", "")) != _norm(edit_prompt):
+        base = json.loads(shipped[recipe].read_text())
+        own = {_norm(p) for p in [base.get("edit_prompt", ""), *base.get("extra_edit_prompts", [])]}
+        if spec == "synthetic" and _is_texture(base) and _norm(edit_prompt) not in own:
             recipe = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
     if not recipe and over.get("deformation"):  # the part's shipped shape recipe, if any, for these prompts
         recipe = part_shape_recipe(spec, mask_prompt)
     if recipe:
-        base = for_prompts(json.loads(recipes(spec)[recipe].read_text()), mask_prompt, edit_prompt)
+        base = for_prompts(json.loads(shipped[recipe].read_text()), mask_prompt, edit_prompt)
         if _norm(base.get("mask_prompt", "")) != _norm(mask_prompt):  # another part: its own mask and sources
             base = {**base, **_part_settings(spec, mask_prompt, edit_prompt, bool(base.get("deformation")),
                                              generator)}
