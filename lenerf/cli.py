@@ -137,8 +137,9 @@ def cmd_config(a) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(cfg), indent=1))
     print(f"wrote {out} (train it with: python -m lenerf train --config {out} --out DIR)")
-    if shape_note(cfg):
-        print(f"note: {shape_note(cfg)}")
+    note = shape_note(cfg)
+    if note:
+        print(f"note: {note}")
     return 0
 
 

@@ -205,18 +205,19 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         over["texture_only"] = bool(texture_only)
     if deformation is not None:
         over["deformation"] = bool(deformation)
-    shipped = recipes(spec)
+    shipped, base = recipes(spec), None
     if recipe:
         if recipe not in shipped:
             raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
         base = json.loads(shipped[recipe].read_text())
         own = {_norm(p) for p in [base.get("edit_prompt", ""), *base.get("extra_edit_prompts", [])]}
         if spec == "synthetic" and _is_texture(base) and _norm(edit_prompt) not in own:
-            recipe = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
-    if not recipe and over.get("deformation"):  # the part's shipped shape recipe, if any, for these prompts
-        recipe = part_shape_recipe(spec, mask_prompt)
-    if recipe:
-        base = for_prompts(json.loads(shipped[recipe].read_text()), mask_prompt, edit_prompt)
+            base = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
+    if base is None and over.get("deformation"):  # the part's shipped shape recipe, if any, for these prompts
+        shape = part_shape_recipe(spec, mask_prompt)
+        base = json.loads(shipped[shape].read_text()) if shape else None
+    if base is not None:
+        base = for_prompts(base, mask_prompt, edit_prompt)
         if _norm(base.get("mask_prompt", "")) != _norm(mask_prompt):  # another part: its own mask and sources
             base = {**base, **_part_settings(spec, mask_prompt, edit_prompt, bool(base.get("deformation")),
                                              generator)}
