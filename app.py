@@ -46,6 +46,11 @@ DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it. Synthetic worl
                     "eyes_big recipe's settings (its MiniCLIP knows eye sizes); for long hair pick the hair_long "
                     "recipe (it grows hair without this network); no MiniCLIP sees other parts' shapes. Switching "
                     "this on switches 'Texture only' off")
+#: under "Steps": empty = the count of the config the prompts and switches give (a number overrides it and scales the
+#: warm-up with it). Until session 36 the field held 300, so the deformation switch on "eyes" trained eyes_big's
+#: config for 300 steps and 545 warm-up steps instead of 110 and 200 (2.7 times as long, README)
+STEPS_HINT = ("Empty: the step count of the config the recipe, prompts and switches give (the job's status shows "
+              "it); a number overrides it, and the warm-up scales with it")
 #: under the edit pickers: stacked edits of one part combine (docs/editing.md, stacked edits)
 STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
@@ -146,12 +151,13 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
 
     @_ui_errors
     def on_recipe(spec, recipe):
-        """A picked recipe fills in its prompts, steps and switches (the switches override the recipe when training:
-        left as they were, `eyes_big` lost its deformation and `hair_long` its geometry)."""
+        """A picked recipe fills in its prompts and switches (the switches override the recipe when training: left as
+        they were, `eyes_big` lost its deformation and `hair_long` its geometry) and empties "Steps", so that the
+        config's own count applies (:data:`STEPS_HINT`)."""
         if recipe == CUSTOM or not recipe:
             return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         cfg = S.make_config(spec, *_recipe_prompts(spec, recipe), recipe=recipe)
-        return cfg.mask_prompt, cfg.edit_prompt, cfg.steps, cfg.texture_only, cfg.deformation
+        return cfg.mask_prompt, cfg.edit_prompt, None, cfg.texture_only, cfg.deformation
 
     def on_deformation(on):
         """Switching the deformation network on switches "texture only" off (a change of shape needs the geometry)."""
@@ -286,8 +292,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                     edit_prompt = gr.Textbox(label="What to do (edit prompt)", placeholder="a face with blue eyes",
                                              max_lines=1)
                     with gr.Accordion("Advanced", open=False):
-                        steps = gr.Number(value=300, precision=0, minimum=1, maximum=S.limits.max_steps,
-                                          label="Steps", elem_id="steps")
+                        steps = gr.Number(value=None, precision=0, minimum=1, maximum=S.limits.max_steps,
+                                          label="Steps", info=STEPS_HINT, elem_id="steps")
                         t_strength = gr.Slider(0.1, 3.0, value=1.0, step=0.1, label="Strength during training")
                         texture_only = gr.Checkbox(value=True, label="Texture only (keep the geometry)",
                                                    elem_id="texture-only")

@@ -45,9 +45,13 @@ def test_generate_edit_turntable_and_errors(client):
 
 
 def test_train_in_background_then_use_the_edit(client):
-    # a recipe fills in its prompts, steps and switches (eyes_big: the deformation, with the geometry)
+    # "Steps" starts empty: the config's own count (with 300 in it, the deformation switch on "eyes" trained
+    # eyes_big's config for 300 + 545 warm-up steps instead of 110 + 200)
+    steps = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "steps"]
+    assert len(steps) == 1 and steps[0]["props"].get("value") is None  # (a None value is left out)
+    # a recipe fills in its prompts and switches (eyes_big: the deformation, with the geometry), empties "Steps"
     got = client.predict("synthetic", "eyes_big", api_name="/recipe")
-    assert list(got) == ["eyes", "a face with big eyes", 110, False, True]
+    assert list(got) == ["eyes", "a face with big eyes", None, False, True]
     assert list(client.predict("synthetic", "hair_long", api_name="/recipe"))[3:] == [False, False]
     with pytest.raises(Exception, match="empty"):
         client.predict("synthetic", "(new edit)", "", "blue eyes", 2, 1.0, True, False, api_name="/train")
@@ -132,6 +136,7 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         expect = sync_api.expect
         expect(deform).to_be_checked(timeout=10_000)
         expect(texture).not_to_be_checked()
+        expect(page.locator("#steps input")).to_have_value("")  # the recipe's own count
         page.locator("#recipe input").click()
         page.get_by_role("option", name="eyes_blue").click()
         expect(texture).to_be_checked(timeout=10_000)
