@@ -367,8 +367,13 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
     for quiet in [studio.make_config("synthetic", "hair", "a face with white hair"),
                   studio.make_config("synthetic", "hair", "a face with long hair", recipe="hair_long"),
                   studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True),
-                  studio.make_config("synthetic", "hair", "a face with long hair", texture_only=False)]:
+                  studio.make_config("synthetic", "hair", "a face with long hair", texture_only=False),
+                  # a shipped recipe's own prompts: "short" and "long" are in its source prompts too
+                  studio.make_config("synthetic", "hair", "a face with short red hair", recipe="hair_red"),
+                  studio.make_config("synthetic", "hair", "a face with long red hair", recipe="hair_red")]:
         assert shape_note(quiet) == "", quiet.edit_prompt
+    # the same words typed without the recipe (sources: the hair colours) get it
+    assert "'long'" in shape_note(studio.make_config("synthetic", "hair", "a face with long red hair"))
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))
     eg3d = EditConfig("eyes", "a face with small eyes", generator="ffhq")
     assert "untick 'Texture only'" in shape_note(eg3d)

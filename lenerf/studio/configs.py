@@ -59,8 +59,11 @@ SHAPE_WORDS = ("long", "short", "big", "small", "large", "tall", "wide", "narrow
 def shape_note(cfg: EditConfig) -> str:
     """A note for the user when a texture-only edit's prompt names a change of shape ("a face with long hair"): it
     will change colours only. "" otherwise. (A texture-only "long hair" edit trains minutes for a recolouring: README,
-    the app.)"""
-    words = [w for w in cfg.edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS]
+    the app.) A shape word that a source prompt names too asks for no change of shape: `hair_red`'s own prompt, "a
+    face with short red hair", starts from short and long hair of each colour (until session 36 the shipped recipe
+    got the note)."""
+    sources = {w for s in cfg.source_prompts for w in s.lower().replace(",", " ").split()}
+    words = [w for w in cfg.edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS and w not in sources]
     if not cfg.texture_only or not words:
         return ""
     how = ("pick the hair_long recipe for long hair; switch on the deformation network for the size of the eyes"
