@@ -41,11 +41,12 @@ EXAMPLES = [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (11, -
             (1, 0.3, ["hair_long"]), (3, 0.0, ["eyes_blue", "eyes_big"])]
 #: under the deformation switch: a shape edit needs a CLIP that sees the shape (README, the app: before session 34 a
 #: "big eyes" edit with the switch on recoloured the eyes and grew none of 20 held-out heads' eyes; now "eyes" take
-#: eyes_big's settings, lenerf.studio.configs.part_shape_recipe)
+#: eyes_big's settings, lenerf.studio.configs.part_shape_recipe; since session 36 "hair" with texture-only off and a
+#: prompt that names a shape takes hair_long's)
 DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it. Synthetic world: with this on, 'eyes' take the "
-                    "eyes_big recipe's settings (its MiniCLIP knows eye sizes); for long hair pick the hair_long "
-                    "recipe (it grows hair without this network); no MiniCLIP sees other parts' shapes. Switching "
-                    "this on switches 'Texture only' off")
+                    "eyes_big recipe's settings (its MiniCLIP knows eye sizes); long hair grows without this network: "
+                    "leave it off and untick 'Texture only' ('hair' with a length then takes the hair_long recipe's "
+                    "settings); no MiniCLIP sees other parts' shapes. Switching this on switches 'Texture only' off")
 #: under "Steps": empty = the count of the config the prompts and switches give (a number overrides it and scales the
 #: warm-up with it). Until session 36 the field held 300, so the deformation switch on "eyes" trained eyes_big's
 #: config for 300 steps and 545 warm-up steps instead of 110 and 200 (2.7 times as long, README)

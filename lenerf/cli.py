@@ -118,7 +118,7 @@ def cmd_config(a) -> int:
     from .studio.configs import make_config, shape_note
     cfg = make_config(a.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
                       check_prompt(a.edit_prompt, "--edit-prompt"), a.recipe, a.steps, a.strength,
-                      deformation=a.deformation or None)
+                      texture_only=a.texture_only, deformation=a.deformation or None)
     if a.eval_target:
         target = {}
         for kv in a.eval_target:
@@ -433,6 +433,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--steps", type=int, default=None)
     g.add_argument("--strength", type=float, default=None)
     g.add_argument("--deformation", action="store_true", help="train the deformation network too")
+    g.add_argument("--texture-only", dest="texture_only", action="store_true", default=None,
+                   help="keep the geometry (as the app's 'Texture only'; default: the recipe's, else on)")
+    g.add_argument("--geometry", dest="texture_only", action="store_false",
+                   help="let the edit change geometry (the app's 'Texture only' unticked)")
     g.add_argument("--eval-target", action="append", default=None, metavar="KEY=VALUE",
                    help="synthetic world: the attribute the edit should produce, for `eval edit` (e.g. hair=white; "
                         "repeat for several)")

@@ -125,6 +125,19 @@ def test_config_from_recipe_and_limits(studio):
     # with the deformation switch on, a part a shipped shape recipe edits takes all of it (eyes: eyes_big's)
     assert studio.part_shape_recipe("synthetic", " EYES") == "eyes_big"
     assert studio.part_shape_recipe("synthetic", "hair") is None  # hair_long grows by its mapper, no deformation
+    # ... and with the geometry (texture-only off) for a prompt that names a shape, the part's recipe that changes its
+    # shape without the deformation network (hair: hair_long's; before session 36 the defaults, which grew no hair)
+    assert studio.part_shape_recipe("synthetic", "Hair ", deformation=False) == "hair_long"
+    assert studio.part_shape_recipe("synthetic", "eyes", deformation=False) is None
+    long_hair = studio.make_config("synthetic", "hair", "a face with long hair", texture_only=False, deformation=False)
+    assert long_hair == studio.make_config("synthetic", "hair", "a face with long hair", recipe="hair_long")
+    assert long_hair.edit_clip is None and long_hair.clip == "miniclip-length" and long_hair.eval
+    for other in [studio.make_config("synthetic", "hair", "a face with red hair", texture_only=False),  # no shape
+                  studio.make_config("synthetic", "hair", "a face with long hair"),  # texture-only: a note instead
+                  studio.make_config("synthetic", "eyes", "a face with big eyes", texture_only=False)]:  # no such recipe
+        assert other.clip == "miniclip" and other.mapper_groups == ["fine"], other
+    assert studio.make_config("synthetic", "hair", "a face with long hair", recipe="hair_red",
+                              texture_only=False) == long_hair  # another prompt for a colour recipe: the same
     geo = studio.make_config("synthetic", "eyes", "a face with big eyes", deformation=True)
     shipped = studio.make_config("synthetic", "eyes", "a face with big eyes", recipe="eyes_big")
     assert geo == shipped and geo.edit_clip == "miniclip-eyes" and geo.deform_target
@@ -216,6 +229,13 @@ def test_config_cli_writes_the_apps_config(studio, tmp_path):
                             "hair", "--edit-prompt", "long hair", "--out", str(out)], capture_output=True, text=True,
                            cwd=ROOT, timeout=300)
     assert shape.returncode == 0 and "note: 'long' asks for a change of shape" in shape.stdout, shape.stderr
+    # --geometry is the app's "Texture only" unticked: long hair then takes hair_long's config, field for field
+    geo = subprocess.run([sys.executable, "-m", "lenerf", "config", "--generator", "synthetic", "--mask-prompt",
+                          "hair", "--edit-prompt", "a face with long hair", "--geometry", "--out", str(out)],
+                         capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert geo.returncode == 0 and "note:" not in geo.stdout, geo.stderr
+    recipe = json.loads((ROOT / "checkpoints" / "edits" / "hair_long.json").read_text())
+    assert json.loads(out.read_text()) == dataclasses.asdict(EditConfig(**recipe))
 
 
 def test_variant_source_prompts_name_the_parts_other_variants():
@@ -372,6 +392,10 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
                   studio.make_config("synthetic", "hair", "a face with short red hair", recipe="hair_red"),
                   studio.make_config("synthetic", "hair", "a face with long red hair", recipe="hair_red")]:
         assert shape_note(quiet) == "", quiet.edit_prompt
+    # the geometry without the deformation network, where the part's shape recipe needs it (eyes_big), gets one too
+    eyes = studio.make_config("synthetic", "eyes", "a face with big eyes", texture_only=False)
+    assert "eyes_big recipe makes with the deformation network" in shape_note(eyes)
+    assert shape_note(studio.make_config("synthetic", "nose", "a face with a big nose", texture_only=False)) == ""
     # the same words typed without the recipe (sources: the hair colours) get it
     assert "'long'" in shape_note(studio.make_config("synthetic", "hair", "a face with long red hair"))
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))

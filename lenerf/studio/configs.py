@@ -61,13 +61,21 @@ def shape_note(cfg: EditConfig) -> str:
     will change colours only. "" otherwise. (A texture-only "long hair" edit trains minutes for a recolouring: README,
     the app.) A shape word that a source prompt names too asks for no change of shape: `hair_red`'s own prompt, "a
     face with short red hair", starts from short and long hair of each colour (until session 36 the shipped recipe
-    got the note)."""
+    got the note). An edit with the geometry but without the deformation network gets one too when the part's
+    shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off)."""
     sources = {w for s in cfg.source_prompts for w in s.lower().replace(",", " ").split()}
-    words = [w for w in cfg.edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS and w not in sources]
-    if not cfg.texture_only or not words:
+    words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
+    if not words:
         return ""
-    how = ("pick the hair_long recipe for long hair; switch on the deformation network for the size of the eyes"
-           if cfg.generator == "synthetic" else "untick 'Texture only' to let the geometry change")
+    if not cfg.texture_only:
+        network = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=True)
+        if cfg.deformation or network is None or part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=False):
+            return ""
+        return (f"'{words[0]}' asks for a change of shape that the shipped {network} recipe makes with the deformation "
+                f"network, which this edit does not train: switch it on (`config --deformation`) for its settings.")
+    how = ("untick 'Texture only' (`config --geometry`) for the hair's length (the hair_long recipe's settings); "
+           "switch on the deformation network for the size of the eyes"
+           if cfg.generator == "synthetic" else "untick 'Texture only' (`config --geometry`) to let the geometry change")
     return (f"'{words[0]}' asks for a change of shape, but this edit is texture-only (it keeps the geometry): only "
             f"colours will change. To change the shape: {how}.")
 
@@ -132,15 +140,23 @@ def part_masks(spec: str) -> dict[str, str]:
     return out
 
 
-def part_shape_recipe(spec: str, mask_prompt: str) -> str | None:
-    """The shipped recipe of ``spec`` that trains the deformation network with this mask prompt (case and spaces
-    ignored; the first by name), whose settings a new edit of the part with the deformation switch on takes
-    (:func:`make_config`): `eyes_big` for "eyes" in the synthetic world. None for other parts and generators."""
+def part_shape_recipe(spec: str, mask_prompt: str, deformation: bool = True) -> str | None:
+    """The shipped recipe of ``spec`` that changes this part's shape (mask prompt, case and spaces ignored; the
+    first by name) the same way: with the deformation network (``deformation``; `eyes_big` for "eyes" in the
+    synthetic world), else through the mapper's geometry (texture-only off, no deformation network: `hair_long` for
+    "hair"). A new edit of the part takes its settings (:func:`make_config`). None for other parts and generators."""
     for name, path in recipes(spec).items():
         base = json.loads(path.read_text())
-        if base.get("deformation") and _norm(base.get("mask_prompt", "")) == _norm(mask_prompt):
+        network = bool(base.get("deformation"))
+        changes_shape = network if deformation else not (network or base.get("texture_only", True))
+        if changes_shape and _norm(base.get("mask_prompt", "")) == _norm(mask_prompt):
             return name
     return None
+
+
+def names_shape(edit_prompt: str) -> list[str]:
+    """The words of ``edit_prompt`` that ask for another shape (:data:`SHAPE_WORDS`), in order."""
+    return [w for w in edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS]
 
 
 def _named(prompt: str, sources: list[str]) -> list[bool]:
@@ -187,8 +203,9 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
                 *, max_steps: int = 2000, generator: Callable[[str], Generator] | None = None) -> EditConfig:
     """The config of a new edit of generator ``spec``: the shipped ``recipe`` (for other prompts than its own as
     :func:`for_prompts` says; for another part with that part's mask settings and source prompts,
-    :func:`_part_settings`); with ``deformation`` on, the part's shipped shape recipe (:func:`part_shape_recipe`,
-    the same way); else the generator's defaults for a new edit. A synthetic texture recipe with an edit prompt
+    :func:`_part_settings`); with ``deformation`` on, or ``texture_only`` off and an edit prompt that names a shape
+    (:func:`names_shape`), the part's shipped shape recipe of that kind (:func:`part_shape_recipe`, the same way);
+    else the generator's defaults for a new edit. A synthetic texture recipe with an edit prompt
     that is none of its own (``edit_prompt``, ``extra_edit_prompts``) gives the defaults too: its colour guidance
     is tuned to its own colour (`hair_red`'s recipe for "white hair" reached white on 30% of 20 held-out heads, the
     defaults on 100%; README), and the defaults of its part already hold its mask settings
@@ -216,8 +233,10 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         own = {_norm(p) for p in [base.get("edit_prompt", ""), *base.get("extra_edit_prompts", [])]}
         if spec == "synthetic" and _is_texture(base) and _norm(edit_prompt) not in own:
             base = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
-    if base is None and over.get("deformation"):  # the part's shipped shape recipe, if any, for these prompts
-        shape = part_shape_recipe(spec, mask_prompt)
+    # the part's shipped shape recipe, if any, for these prompts: with the deformation switch, or with the geometry
+    # (texture-only off) for a prompt that names a shape ("a face with long hair" -> hair_long)
+    if base is None and (over.get("deformation") or (over.get("texture_only") is False and names_shape(edit_prompt))):
+        shape = part_shape_recipe(spec, mask_prompt, bool(over.get("deformation")))
         base = json.loads(shipped[shape].read_text()) if shape else None
     if base is not None:
         base = for_prompts(base, mask_prompt, edit_prompt)
@@ -264,5 +283,5 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
 
 
 __all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts",
-           "make_config", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "shape_note",
+           "make_config", "names_shape", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "shape_note",
            "variant_source_prompts"]

@@ -348,8 +348,8 @@ class Studio:
     def part_mask_recipe(self, spec: str, mask_prompt: str, deformation: bool = False) -> str | None:
         return part_mask_recipe(spec, mask_prompt, deformation)
 
-    def part_shape_recipe(self, spec: str, mask_prompt: str) -> str | None:
-        return part_shape_recipe(spec, mask_prompt)
+    def part_shape_recipe(self, spec: str, mask_prompt: str, deformation: bool = True) -> str | None:
+        return part_shape_recipe(spec, mask_prompt, deformation)
 
     def submit_training(self, spec: str, mask_prompt: str, edit_prompt: str, owner: str = "local",
                         recipe: str | None = None, **overrides) -> TrainJob:
