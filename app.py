@@ -306,7 +306,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                 with gr.Column():
                     job_md = gr.Markdown("No training job yet.", elem_id="job-status")
                     job_preview = gr.Image(label="Preview (source | edited | mask)", type="numpy",
-                                           interactive=False)
+                                           interactive=False, elem_id="job-preview")
                     job_id = gr.State(None)
             with gr.Row():
                 trained = gr.Dropdown(choices=S.available_edits(default_generator), label="Edit package")
@@ -338,7 +338,7 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         deformation.input(on_deformation, [deformation], [texture_only], api_visibility="undocumented")
         train_btn.click(train, [spec, recipe, mask_prompt, edit_prompt, steps, t_strength, texture_only, deformation],
                         [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train",
-                        concurrency_limit=None)
+                        concurrency_limit=None, show_progress_on=[job_preview])  # the status text stays readable
         cancel_btn.click(cancel, [job_id], [job_md], api_name="cancel", concurrency_limit=None)
         dl_btn.click(download, [trained], [dl_file], api_name="download")
         inv_btn.click(invert_photo, [spec, photo, kind, crop, inv_steps],
