@@ -81,6 +81,8 @@ def test_photo_tab_inverts_and_edits(client):
     aligned, rec, notes = client.predict("synthetic", handle_file(str(root / "examples" / "astronaut.png")), "human",
                                          "auto", 20, api_name="/invert")
     assert _img(aligned).shape == (512, 512, 3) and "PSNR" in notes and "perceptual" in notes
+    assert re.search(r"\(\d+ steps, (all steps run|stopped early: the loss no longer fell|stopped at the time budget),",
+                     notes), notes  # why it stopped, in words (it read "20 steps, steps")
     src, edt, msk = client.predict("synthetic", 0.0, 0.0, ["eyes_blue"], 1.0, api_name="/photo_preview")
     assert _img(src).shape == _img(edt).shape == (256, 256, 3)
 

@@ -282,8 +282,9 @@ class Studio:
         inv.save(self.inversions_dir / name)
         aligned.save(self.inversions_dir / name / "aligned.png")
         rec = render_view(inv.generator(G), inv.ws, inv.yaw, inv.pitch).image
+        stop = _STOPS.get(inv.meta["stop"], inv.meta["stop"])
         notes = notes + [f"reconstruction PSNR {inv.meta['psnr_input_view']} dB at the photo's view "
-                         f"({inv.meta['steps_run']} steps, {inv.meta['stop']}, {inv.meta['total_s']} s; perceptual "
+                         f"({inv.meta['steps_run']} steps, {stop}, {inv.meta['total_s']} s; perceptual "
                          f"loss: {inv.meta['perceptual']})"]
         return name, np.asarray(aligned.convert("RGB")), rec, notes
 
@@ -395,6 +396,12 @@ class Studio:
             return push_edit_to_hub(folder, repo_id, token=token)
         except Exception as e:
             raise LENeRFError(f"upload to {repo_id} failed: {type(e).__name__}: {e}") from None
+
+
+#: why an inversion stopped (``invert``'s meta "stop"), as the photo tab says it (it read "20 steps, steps" until
+#: session 36)
+_STOPS = {"steps": "all steps run", "early stop": "stopped early: the loss no longer fell",
+          "time budget": "stopped at the time budget", "cancelled": "cancelled"}
 
 
 def describe_job(job: TrainJob, position: int = 0) -> str:
