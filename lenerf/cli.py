@@ -87,6 +87,10 @@ def cmd_bench(a) -> int:
     return 0
 
 
+#: the most edit steps `train` and `config` accept without a config file (the app's limit is lower: Limits.max_steps)
+CLI_MAX_STEPS = 100_000
+
+
 def cmd_train(a) -> int:
     from .editing import EditConfig, train_edit
     from .hub import load_generator
@@ -97,14 +101,28 @@ def cmd_train(a) -> int:
         overrides["texture_only"] = a.texture_only
     if a.afn_warmup is not None:
         overrides["afn_warmup"] = a.afn_warmup
-    if a.global_edit:  # the ablation: no attention field, the raw target everywhere
-        overrides.update(use_mask=False, afn_warmup=0)
+    if a.global_edit:  # the ablation: no attention field, the raw target everywhere (nothing that reads the mask)
+        overrides.update(use_mask=False, afn_warmup=0, lambda_outside=0.0, lambda_outside_target=0.0)
+    if a.config and a.official:
+        raise InputError("--official trains every field at its default; with --config the file's fields: pick one")
     if a.config:
         cfg = EditConfig.from_file(a.config, **overrides)
     else:
         if not a.mask_prompt or not a.edit_prompt:
             raise InputError("--mask-prompt and --edit-prompt are required (or --config FILE)")
-        cfg = EditConfig(**{k: v for k, v in overrides.items() if v is not None})
+        if a.official:  # every field at its default: the official recipe
+            cfg = EditConfig(**{k: v for k, v in overrides.items() if v is not None})
+        else:  # the app's config for a new edit (what `python -m lenerf config` writes), the flags on top
+            from dataclasses import asdict
+
+            from .studio import check_prompt
+            from .studio.configs import make_config
+            cfg = make_config(a.generator or EditConfig.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
+                              check_prompt(a.edit_prompt, "--edit-prompt"), None, a.steps, a.strength,
+                              a.texture_only, a.deformation or None, max_steps=CLI_MAX_STEPS)
+            made = ("mask_prompt", "edit_prompt", "generator", "steps", "strength", "texture_only", "deformation")
+            rest = {k: v for k, v in overrides.items() if v is not None and k not in made}
+            cfg = EditConfig(**{**asdict(cfg), **rest})
     G = load_generator(cfg.generator, device=_device(a.device))
     out = train_edit(G, cfg, a.out, resume=not a.restart)
     print(f"wrote edit package {out}")
@@ -118,7 +136,7 @@ def cmd_config(a) -> int:
     from .studio.configs import make_config, shape_note
     cfg = make_config(a.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
                       check_prompt(a.edit_prompt, "--edit-prompt"), a.recipe, a.steps, a.strength,
-                      texture_only=a.texture_only, deformation=a.deformation or None)
+                      texture_only=a.texture_only, deformation=a.deformation or None, max_steps=CLI_MAX_STEPS)
     if a.eval_target:
         target = {}
         for kv in a.eval_target:
@@ -418,8 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--edit-clip", default=None,
                    help="another CLIP for the mapper's loss only (the masks still come from --clip)")
     t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")
+    t.add_argument("--official", action="store_true",
+                   help="without --config: the official recipe (every config field at its default) instead of the "
+                        "app's config for a new edit of the generator (`python -m lenerf config`)")
     t.add_argument("--global-edit", action="store_true",
-                   help="ablation: train without the attention field (the edit applies everywhere)")
+                   help="ablation: train without the attention field (the edit applies everywhere; the losses "
+                        "that need the mask, lambda_outside and lambda_outside_target, are off)")
     t.add_argument("--restart", action="store_true", help="ignore a checkpoint in --out instead of resuming")
     t.add_argument("--device", default="auto")
     t.set_defaults(func=cmd_train)

@@ -164,9 +164,25 @@ def test_train_cli_writes_a_package(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads((tmp_path / "lips" / "edit.json").read_text())
     assert info["mask_prompt"] == "lips" and info["generator"] == "synthetic" and info["code_version"]
+    # without --config: the app's config for the new edit (`config`; until session 36 the official recipe, whose
+    # MiniCLIP and plain sources the app had long left), the flags on top
+    from lenerf.studio.configs import make_config
+    app = dataclasses.asdict(make_config("synthetic", "lips", "a face with green lips", steps=2))
+    assert info["config"] == app and info["config"]["edit_clip"] == "miniclip-color"
+    r = subprocess.run([sys.executable, "-m", "lenerf", "--threads", "2", "train", "--generator", "synthetic",
+                        "--mask-prompt", "lips", "--edit-prompt", "a face with green lips", "--steps", "2",
+                        "--official", "--seed", "5", "--out", str(tmp_path / "official")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    official = json.loads((tmp_path / "official" / "edit.json").read_text())["config"]
+    assert official == dataclasses.asdict(EditConfig("lips", "a face with green lips", steps=2, seed=5))
     r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--generator", "synthetic",
                         "--out", str(tmp_path / "y")], capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert r.returncode == 2 and "--mask-prompt and --edit-prompt are required" in r.stderr
+    r = subprocess.run([sys.executable, "-m", "lenerf", "train", "--config", "checkpoints/edits/eyes_blue.json",
+                        "--official", "--out", str(tmp_path / "y")], capture_output=True, text=True, cwd=ROOT,
+                       timeout=300)
+    assert r.returncode == 2 and "pick one" in r.stderr
 
 
 def test_attention_warmup_trains_only_the_mask_first(synth, tmp_path):
