@@ -92,6 +92,8 @@ CLI_MAX_STEPS = 100_000
 
 
 def cmd_train(a) -> int:
+    from dataclasses import asdict
+
     from .editing import EditConfig, train_edit
     from .hub import load_generator
     overrides = {"mask_prompt": a.mask_prompt, "edit_prompt": a.edit_prompt, "generator": a.generator,
@@ -113,8 +115,6 @@ def cmd_train(a) -> int:
         if a.official:  # every field at its default: the official recipe
             cfg = EditConfig(**{k: v for k, v in overrides.items() if v is not None})
         else:  # the app's config for a new edit (what `python -m lenerf config` writes), the flags on top
-            from dataclasses import asdict
-
             from .studio import check_prompt
             from .studio.configs import make_config
             cfg = make_config(a.generator or EditConfig.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
@@ -123,6 +123,9 @@ def cmd_train(a) -> int:
             made = ("mask_prompt", "edit_prompt", "generator", "steps", "strength", "texture_only", "deformation")
             rest = {k: v for k, v in overrides.items() if v is not None and k not in made}
             cfg = EditConfig(**{**asdict(cfg), **rest})
+    if a.clip_pretrained is not None:  # after the config: "none" (random weights) must override it too
+        cfg = EditConfig(**{**asdict(cfg), "clip_pretrained": None if a.clip_pretrained.lower() == "none"
+                            else a.clip_pretrained})
     G = load_generator(cfg.generator, device=_device(a.device))
     out = train_edit(G, cfg, a.out, resume=not a.restart)
     print(f"wrote edit package {out}")
@@ -433,6 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--clip", default=None,
                    help="'miniclip' (default), a shipped MiniCLIP ('miniclip-length', 'miniclip-color', "
                         "'miniclip-palette', 'miniclip-eyes'), a MiniCLIP folder or an open_clip model name")
+    t.add_argument("--clip-pretrained", default=None,
+                   help="weights of an open_clip --clip: 'openai', a local file, or 'none' for random weights (a "
+                        "smoke test offline); default: the config's (EG3D: 'openai')")
     t.add_argument("--edit-clip", default=None,
                    help="another CLIP for the mapper's loss only (the masks still come from --clip)")
     t.add_argument("--afn-warmup", type=int, default=None, help="attention-field-only steps before the edit steps")

@@ -2,6 +2,7 @@
 import copy
 import dataclasses
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,8 @@ from safetensors.torch import load_file
 
 from lenerf.editing import EditConfig, LocalEditor, load_edit, train_edit
 from lenerf.errors import InputError
+
+from .conftest import golden_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,6 +186,23 @@ def test_train_cli_writes_a_package(tmp_path):
                         "--official", "--out", str(tmp_path / "y")], capture_output=True, text=True, cwd=ROOT,
                        timeout=300)
     assert r.returncode == 2 and "pick one" in r.stderr
+
+
+def test_train_cli_on_eg3d_trains_the_apps_vit_b32_config(tmp_path):
+    """`train` on an EG3D generator without --config: the app's EG3D config (ViT-B/32 with OpenAI's weights; the
+    official recipe's default CLIP is MiniCLIP, which knows only the synthetic world); offline, --clip-pretrained none
+    runs it with random weights (the smoke test of the real path) and without it the missing weights are named."""
+    tiny = str(golden_dir("eg3d", "tiny"))
+    cmd = [sys.executable, "-m", "lenerf", "--threads", "2", "train", "--generator", tiny, "--mask-prompt", "eyes",
+           "--edit-prompt", "a person with blue eyes", "--steps", "1"]
+    r = subprocess.run(cmd + ["--clip-pretrained", "none", "--out", str(tmp_path / "e")], capture_output=True,
+                       text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    cfg = json.loads((tmp_path / "e" / "edit.json").read_text())["config"]
+    assert (cfg["clip"], cfg["clip_pretrained"], cfg["resolution"], cfg["generator"]) == ("ViT-B-32", None, 128, tiny)
+    r = subprocess.run(cmd + ["--out", str(tmp_path / "f")], capture_output=True, text=True, cwd=ROOT, timeout=600,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert r.returncode != 0 and "ViT-B-32 (openai)" in r.stderr and "Traceback" not in r.stderr, r.stderr
 
 
 def test_attention_warmup_trains_only_the_mask_first(synth, tmp_path):
