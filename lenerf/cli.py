@@ -116,13 +116,14 @@ def cmd_train(a) -> int:
             cfg = EditConfig(**{k: v for k, v in overrides.items() if v is not None})
         else:  # the app's config for a new edit (what `python -m lenerf config` writes), the flags on top
             from .studio import check_prompt
-            from .studio.configs import make_config
+            from .studio.configs import make_config, shape_note
             cfg = make_config(a.generator or EditConfig.generator, check_prompt(a.mask_prompt, "--mask-prompt"),
                               check_prompt(a.edit_prompt, "--edit-prompt"), None, a.steps, a.strength,
                               a.texture_only, a.deformation or None, max_steps=CLI_MAX_STEPS)
             made = ("mask_prompt", "edit_prompt", "generator", "steps", "strength", "texture_only", "deformation")
             rest = {k: v for k, v in overrides.items() if v is not None and k not in made}
             cfg = EditConfig(**{**asdict(cfg), **rest})
+            _print_note(shape_note(cfg))
     if a.clip_pretrained is not None:  # after the config: "none" (random weights) must override it too
         cfg = EditConfig(**{**asdict(cfg), "clip_pretrained": None if a.clip_pretrained.lower() == "none"
                             else a.clip_pretrained})
@@ -158,10 +159,14 @@ def cmd_config(a) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(asdict(cfg), indent=1))
     print(f"wrote {out} (train it with: python -m lenerf train --config {out} --out DIR)")
-    note = shape_note(cfg)
+    _print_note(shape_note(cfg))
+    return 0
+
+
+def _print_note(note: str) -> None:
+    """A config's note for the user (:func:`lenerf.studio.configs.shape_note`), as the app's job status shows it."""
     if note:
         print(f"note: {note}")
-    return 0
 
 
 def _load_edits(specs, device):
