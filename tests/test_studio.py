@@ -396,6 +396,11 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
     eyes = studio.make_config("synthetic", "eyes", "a face with big eyes", texture_only=False)
     assert "eyes_big recipe makes with the deformation network" in shape_note(eyes)
     assert shape_note(studio.make_config("synthetic", "nose", "a face with a big nose", texture_only=False)) == ""
+    # ... and the switch where the part's recipe grows it without the network (hair: hair_long; session 34's 940 s
+    # training with the switch grew no hair)
+    hair = studio.make_config("synthetic", "hair", "a face with long hair", deformation=True)
+    assert hair.deformation and "hair_long recipe makes this change of shape without" in shape_note(hair)
+    assert shape_note(studio.make_config("synthetic", "nose", "a face with a big nose", deformation=True)) == ""
     # the same words typed without the recipe (sources: the hair colours) get it
     assert "'long'" in shape_note(studio.make_config("synthetic", "hair", "a face with long red hair"))
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))

@@ -62,14 +62,21 @@ def shape_note(cfg: EditConfig) -> str:
     the app.) A shape word that a source prompt names too asks for no change of shape: `hair_red`'s own prompt, "a
     face with short red hair", starts from short and long hair of each colour (until session 36 the shipped recipe
     got the note). An edit with the geometry but without the deformation network gets one too when the part's
-    shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off)."""
+    shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off), and one with
+    the network when the part's recipe grows it without (`hair_long`: "hair" with "long hair" and the switch, which
+    trained 940 s and grew no hair in session 34)."""
     sources = {w for s in cfg.source_prompts for w in s.lower().replace(",", " ").split()}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
         return ""
     if not cfg.texture_only:
         network = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=True)
-        if cfg.deformation or network is None or part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=False):
+        mapper = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=False)
+        if cfg.deformation and network is None and mapper is not None:
+            return (f"'{words[0]}': the shipped {mapper} recipe makes this change of shape without the deformation "
+                    f"network, and this edit's settings are not its: switch the network off (`config --geometry` "
+                    f"without `--deformation`) for its settings.")
+        if cfg.deformation or network is None or mapper is not None:
             return ""
         return (f"'{words[0]}' asks for a change of shape that the shipped {network} recipe makes with the deformation "
                 f"network, which this edit does not train: switch it on (`config --deformation`) for its settings.")
