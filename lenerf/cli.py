@@ -92,7 +92,7 @@ CLI_MAX_STEPS = 100_000
 
 
 def cmd_train(a) -> int:
-    from dataclasses import asdict
+    from dataclasses import replace
 
     from .editing import EditConfig, train_edit
     from .hub import load_generator
@@ -122,11 +122,10 @@ def cmd_train(a) -> int:
                               a.texture_only, a.deformation or None, max_steps=CLI_MAX_STEPS)
             made = ("mask_prompt", "edit_prompt", "generator", "steps", "strength", "texture_only", "deformation")
             rest = {k: v for k, v in overrides.items() if v is not None and k not in made}
-            cfg = EditConfig(**{**asdict(cfg), **rest})
+            cfg = replace(cfg, **rest)
             _print_note(shape_note(cfg))
     if a.clip_pretrained is not None:  # after the config: "none" (random weights) must override it too
-        cfg = EditConfig(**{**asdict(cfg), "clip_pretrained": None if a.clip_pretrained.lower() == "none"
-                            else a.clip_pretrained})
+        cfg = replace(cfg, clip_pretrained=None if a.clip_pretrained.lower() == "none" else a.clip_pretrained)
     G = load_generator(cfg.generator, device=_device(a.device))
     out = train_edit(G, cfg, a.out, resume=not a.restart)
     print(f"wrote edit package {out}")

@@ -65,7 +65,7 @@ def shape_note(cfg: EditConfig) -> str:
     shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off), and one with
     the network when the part's recipe grows it without (`hair_long`: "hair" with "long hair" and the switch, which
     trained 940 s and grew no hair in session 34)."""
-    sources = {w for s in cfg.source_prompts for w in s.lower().replace(",", " ").split()}
+    sources = {w for s in cfg.source_prompts for w in _words(s)}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
         return ""
@@ -116,16 +116,23 @@ def _norm(prompt) -> str:
     return " ".join(str(prompt).lower().split())
 
 
-def recipes(spec: str) -> dict[str, Path]:
-    """Shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``, by name."""
+def _recipe_configs(spec: str) -> dict[str, dict]:
+    """{name: its JSON} of the shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``, by
+    name, each read once (unreadable files are skipped)."""
     out = {}
     for f in sorted(SHIPPED_EDITS.glob("*.json")):
         try:
-            if json.loads(f.read_text()).get("generator") == spec:
-                out[f.stem] = f
+            base = json.loads(f.read_text())
         except (OSError, ValueError):
             continue
+        if base.get("generator") == spec:
+            out[f.stem] = base
     return out
+
+
+def recipes(spec: str) -> dict[str, Path]:
+    """Shipped training configs (``checkpoints/edits/*.json``) for generator ``spec``, by name."""
+    return {name: SHIPPED_EDITS / f"{name}.json" for name in _recipe_configs(spec)}
 
 
 def _is_texture(recipe: dict) -> bool:
@@ -140,8 +147,7 @@ def part_masks(spec: str) -> dict[str, str]:
     out: dict[str, str] = {}
     if spec != "synthetic":
         return out
-    for name, path in recipes(spec).items():
-        base = json.loads(path.read_text())
+    for name, base in _recipe_configs(spec).items():
         if _is_texture(base):
             out.setdefault(_norm(base.get("mask_prompt", "")), name)
     return out
@@ -152,8 +158,7 @@ def part_shape_recipe(spec: str, mask_prompt: str, deformation: bool = True) -> 
     first by name) the same way: with the deformation network (``deformation``; `eyes_big` for "eyes" in the
     synthetic world), else through the mapper's geometry (texture-only off, no deformation network: `hair_long` for
     "hair"). A new edit of the part takes its settings (:func:`make_config`). None for other parts and generators."""
-    for name, path in recipes(spec).items():
-        base = json.loads(path.read_text())
+    for name, base in _recipe_configs(spec).items():
         network = bool(base.get("deformation"))
         changes_shape = network if deformation else not (network or base.get("texture_only", True))
         if changes_shape and _norm(base.get("mask_prompt", "")) == _norm(mask_prompt):
@@ -161,9 +166,14 @@ def part_shape_recipe(spec: str, mask_prompt: str, deformation: bool = True) -> 
     return None
 
 
+def _words(text: str) -> list[str]:
+    """The lower-case words of a prompt, commas ignored."""
+    return text.lower().replace(",", " ").split()
+
+
 def names_shape(edit_prompt: str) -> list[str]:
     """The words of ``edit_prompt`` that ask for another shape (:data:`SHAPE_WORDS`), in order."""
-    return [w for w in edit_prompt.lower().replace(",", " ").split() if w in SHAPE_WORDS]
+    return [w for w in _words(edit_prompt) if w in SHAPE_WORDS]
 
 
 def _named(prompt: str, sources: list[str]) -> list[bool]:
@@ -232,11 +242,11 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         over["texture_only"] = bool(texture_only)
     if deformation is not None:
         over["deformation"] = bool(deformation)
-    shipped, base = recipes(spec), None
+    shipped, base = _recipe_configs(spec), None
     if recipe:
         if recipe not in shipped:
             raise InputError(f"unknown recipe '{recipe}' for generator '{spec}'")
-        base = json.loads(shipped[recipe].read_text())
+        base = shipped[recipe]
         own = {_norm(p) for p in [base.get("edit_prompt", ""), *base.get("extra_edit_prompts", [])]}
         if spec == "synthetic" and _is_texture(base) and _norm(edit_prompt) not in own:
             base = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
@@ -244,7 +254,7 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     # (texture-only off) for a prompt that names a shape ("a face with long hair" -> hair_long)
     if base is None and (over.get("deformation") or (over.get("texture_only") is False and names_shape(edit_prompt))):
         shape = part_shape_recipe(spec, mask_prompt, bool(over.get("deformation")))
-        base = json.loads(shipped[shape].read_text()) if shape else None
+        base = shipped.get(shape)
     if base is not None:
         base = for_prompts(base, mask_prompt, edit_prompt)
         if _norm(base.get("mask_prompt", "")) != _norm(mask_prompt):  # another part: its own mask and sources
@@ -275,7 +285,7 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     eyes' top-3% cut, its negative prompts - the noses' own phrases - and eye colours as source prompts; README.)"""
     defaults = _new_edit_defaults(spec, deformation)
     part = part_mask_recipe(spec, mask_prompt, deformation)
-    mask = json.loads(recipes(spec)[part].read_text()) if part is not None else defaults
+    mask = _recipe_configs(spec)[part] if part is not None else defaults
     plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
     out = {k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}
     out.update(source_prompts=list(plain.source_prompts), source_prompt_select=plain.source_prompt_select)
