@@ -180,9 +180,11 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         while not job.done:  # send an update only when something changed (the training thread needs the GIL)
             state = (job.status, job.step, id(job.preview), S.queue.position(job))
             if state != last:
-                progress((job.step, job.steps), desc=f"training '{job.name}'", unit="steps")
                 preview = job.preview if last is None or state[2] != last[2] else gr.update()
                 yield describe_job(job, state[3]), preview, job.id, gr.update(), gr.update(), gr.update()
+                # after the yield: the browser draws the bar only until the next update arrives, so a bar sent
+                # before the outputs could vanish (a race seen in CI); sent after them it stays until the next step
+                progress((job.step, job.steps), desc=f"training '{job.name}'", unit="steps")
                 last = state
             time.sleep(1.0)
         edits = S.available_edits(spec)
