@@ -317,12 +317,15 @@ def cmd_eval(a) -> int:
         raise InputError("--write-metrics stores the shipped classifier's verdict; drop --classifier to use it")
     if a.training_heads and a.write_metrics:
         raise InputError("--write-metrics stores the held-out verdict; drop --training-heads to store it")
+    if a.edited_importance is not None and a.edited_importance < 0:
+        raise InputError(f"--edited-importance must be >= 0 (0: the source's samples only), not {a.edited_importance}")
     from .synthetic.data import EVAL_SEED_BASE, TRAIN_SEED_BASE
     seed_base = (TRAIN_SEED_BASE if a.training_heads else EVAL_SEED_BASE) + 70_000
     metrics, sheet = evaluate_edits(G, edits, targets, parts, heads=a.heads, classifier=load_classifier(a.classifier),
-                                    seed_base=seed_base)
+                                    seed_base=seed_base, edited_importance=a.edited_importance)
     metrics["strengths"] = [e.strength for e in edits]
     metrics["thresholds"] = [e.threshold for e in edits]
+    metrics["edited_importance"] = a.edited_importance  # None: the render's importance count
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
@@ -330,7 +333,8 @@ def cmd_eval(a) -> int:
     print(json.dumps(metrics, indent=1))
     if a.write_metrics and len(a.edit) == 1:
         key = "synthetic_eval" + ("" if a.strength is None else f"_strength_{a.strength:g}") \
-            + ("" if a.threshold is None else f"_threshold_{a.threshold:g}")
+            + ("" if a.threshold is None else f"_threshold_{a.threshold:g}") \
+            + ("" if a.edited_importance is None else f"_edited_importance_{a.edited_importance}")
         update_metrics(a.edit[0], {key: metrics})
     print(f"wrote {out / 'metrics.json'} and {out / 'contact_sheet.png'}")
     return 0
@@ -514,6 +518,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--threshold", type=float, default=None,
                    help="inference mask threshold in [0, 1) (default: the edit's own)")
     v.add_argument("--write-metrics", action="store_true", help="store the metrics in the edit's edit.json")
+    v.add_argument("--edited-importance", type=int, default=None,
+                   help="edit: importance samples per ray of the edited field where an edit changes the shape "
+                        "(default: the render's importance count; 0: the source's samples only, as before session 37)")
     v.add_argument("--training-heads", action="store_true",
                    help="edit: measure on heads of the training seed range instead of held-out ones (a check of how "
                         "much the figures depend on the heads drawn)")

@@ -182,7 +182,9 @@ def test_deformation_mlp_equals_its_layers_in_turn():
 
 
 def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
-    """Mask 0 reproduces the source render exactly; mask 1 (texture and geometry) gives the target render."""
+    """Mask 0 reproduces the source render exactly, with or without the edited field's own importance pass; mask 1
+    (texture and geometry) gives the target render at the source's samples (the importance pass's effect is measured
+    on the synthetic world's grown hair, test_editing_train)."""
     ws = tiny_golden[2]["ws_case0"]
     c = tiny_golden[2]["c_frontal"]
     mods = EditModules(14, 512, 65, ("fine",), "mlp", 32)
@@ -194,9 +196,13 @@ def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
             last.weight.zero_()
             last.bias.fill_(value / last.bias_gain)  # logit -> m = sigmoid(-logit)
             edit = Edit(mods, strength=1.0, texture_only=False)
-            res = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview",
+            # at the source's samples alone (with the edited field's own importance pass too: the source case)
+            res = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview", edited_importance=0,
                                                      generator=torch.Generator().manual_seed(1))
             if expect == "source":
+                own = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview",
+                                                         generator=torch.Generator().manual_seed(1))
+                assert torch.equal(own.edited_raw, res.edited_raw)  # no mask on: no depth added
                 assert torch.allclose(res.edited_raw, res.source_raw, atol=1e-5)
                 assert res.mask.max() < 1e-6
             else:

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from ..fields import Field
 from ..generator import Generator, Preset, get_preset
 from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
+from ..rendering.sampling import importance_depths
 from .modules import AttentionField, DeformationField, LatentResidualMapper
 
 
@@ -325,8 +326,16 @@ class LocalEditor:
 
     def render(self, ws: Tensor, c: Tensor, preset: str | Preset | None = "preview",
                strengths: list[float] | None = None, generator: torch.Generator | None = None,
-               with_target: bool = False, chunk_points: int = 1 << 17, fast: bool = True) -> EditResult:
+               with_target: bool = False, chunk_points: int = 1 << 17, fast: bool = True,
+               edited_importance: int | None = None) -> EditResult:
         """Render source and edited heads (and the combined 3D mask) from cameras c [N, 25].
+
+        The edited field is read at the source's samples (the fusion's points), so where the edits change nothing
+        the edited render is the source's exactly. An edit that is not texture-only can put density where the
+        source has none (grown hair), where only the source's stratified samples land: read there alone a thin new
+        part came out grainy. So such edits also get an importance pass of their own, ``edited_importance`` depths
+        per ray (None: the preset's importance count; 0: none), kept only where an edit's mask is on
+        (:meth:`_edited_importance`).
 
         ``fast`` (texture-only edits without deformation): the source's features are kept from its render and the
         edits are evaluated only at samples that carry ray weight (> 1e-4); elsewhere the edited colours are the
@@ -346,9 +355,15 @@ class LocalEditor:
             edited_colors, masks = self._blend_weighted_samples(src, src_field, layers, origins, dirs, settings)
             edited_opacity = src.weights_sum
         else:
-            edited = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points)
-            edited_colors, edited_opacity = edited.colors, edited.weights_sum
+            extra = settings.depth_resolution_importance if edited_importance is None else edited_importance
+            grows = extra > 0 and not all(e.texture_only for e in self.edits)
+            edited = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points,
+                            return_samples=grows, return_raw=grows)
             masks = [torch.cat(layer.masks, 1) for layer in layers]
+            if grows:
+                self._edited_importance(field, layers, src, edited, origins, dirs, settings, extra, generator,
+                                        chunk_points)
+            edited_colors, edited_opacity = edited.colors, edited.weights_sum
         # union of the edits' masks, each volume-rendered with the source weights
         mask = torch.zeros_like(src.weights_sum)
         for m in masks:
@@ -364,6 +379,39 @@ class LocalEditor:
         to_img = lambda t: t.permute(0, 2, 1).reshape(n, 1, res, res)  # noqa: E731
         return EditResult(s_img, e_img, to_img(mask), s_feat[:, :3], e_feat[:, :3], target, to_img(src.depth),
                           to_img(src.weights_sum), e_feat, to_img(edited_opacity))
+
+    @staticmethod
+    def _edited_importance(field, layers, src, edited, origins, dirs, settings, extra: int,
+                           generator: torch.Generator | None, chunk_points: int) -> None:
+        """The edited field's own importance pass (updates ``edited``'s colours and opacity in place).
+
+        ``extra`` depths per ray are drawn from the edited render's weights at the source's samples and the
+        composite field is evaluated there; a depth is kept only where an edit's mask is on (> 1e-3), and a ray
+        keeps exactly its render at the source's samples unless one is kept. Their masks are not recorded: the
+        mask is still rendered at the source's samples with the source's weights."""
+        n, m_rays, s_count, _ = src.sample_depths.shape
+        u = torch.rand(n * m_rays, extra, device=origins.device, dtype=origins.dtype, generator=generator)
+        z_new = torch.sort(importance_depths(src.sample_depths, edited.sample_weights, u), dim=-2).values
+        counts = [len(layer.masks) for layer in layers]
+        new = render(field, origins, dirs, settings, depths=z_new, chunk_points=chunk_points, return_raw=True)
+        on = torch.zeros(n, m_rays, extra, 1, dtype=torch.bool, device=origins.device)
+        for layer, c in zip(layers, counts):
+            on |= torch.cat(layer.masks[c:], 1).reshape(n, m_rays, extra, 1) > 1e-3
+            del layer.masks[c:]
+        # a depth not kept becomes a copy of the ray's last sample: an interval of length 0, weight 0
+        last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
+        z = torch.cat([src.sample_depths, torch.where(on, z_new, last(src.sample_depths))], -2)
+        z, order = torch.sort(z, dim=-2, stable=True)
+        pick = lambda a, b: torch.gather(torch.cat([a, torch.where(on, b, last(a))], -2), -2,  # noqa: E731
+                                         order.expand(-1, -1, -1, a.shape[-1]))
+        comp, _, w, _ = march(pick(edited.sample_colors, new.sample_colors),
+                              pick(edited.sample_sigma, new.sample_sigma), z)
+        w_sum = w.sum(-2)
+        if settings.white_back:
+            comp = comp + 1 - w_sum
+        ray = on.any(-2)
+        edited.colors = torch.where(ray, comp * 2 - 1, edited.colors)
+        edited.weights_sum = torch.where(ray, w_sum, edited.weights_sum)
 
     @staticmethod
     def _blend_weighted_samples(src, src_field, layers, origins, dirs, settings):

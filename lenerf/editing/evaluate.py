@@ -75,12 +75,14 @@ NEW_PART_MIN_PIXELS = 50
 @torch.no_grad()
 def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str, str]], parts: list[str],
                    heads: int = 20, classifier=None, seed_base: int = EVAL_SEED_BASE + 70_000,
-                   views=EVAL_VIEWS, contact_rows: int = 6) -> tuple[dict, np.ndarray]:
+                   views=EVAL_VIEWS, contact_rows: int = 6,
+                   edited_importance: int | None = None) -> tuple[dict, np.ndarray]:
     """Metrics for one edit or a sequence (applied in order). ``targets``: the attribute values each edit should
     produce, e.g. [{"eyes": "blue"}]; ``parts``: the ground-truth part of each edit ("eyes", "hair", ...).
     Returns (metrics dict, contact sheet HxWx3 uint8). ``new_part_fill_*`` (geometry edits only): over the pixels
     where the raw target shows the part and the source does not, the share where the edit shows the target's
-    colour; grainy new hair (a mask that half-covers the new shape) scores low."""
+    colour; grainy new hair (a mask that half-covers the new shape, or the edited field read where the source
+    samples) scores low. ``edited_importance``: :meth:`LocalEditor.render`'s."""
     from ..media import to_uint8
     editor = LocalEditor(G, edits)
     cams = eval_cameras(G, views)
@@ -105,7 +107,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     for h in range(heads):
         ws = latents(G, [seed_base + h]).expand(v, -1, -1).contiguous()
         gen = torch.Generator().manual_seed(h)
-        res = editor.render(ws, cams, preset="full", generator=gen)
+        res = editor.render(ws, cams, preset="full", generator=gen, edited_importance=edited_importance)
         # ground-truth part regions in 2D: source labels and the final target latent's labels
         src_lab, _ = G.label_image(ws, cams)
         wts = editor.target_latents(ws)

@@ -51,6 +51,8 @@ class RenderOutput:
     sample_depths: Tensor | None = None
     sample_weights: Tensor | None = None
     sample_features: Tensor | None = None
+    sample_colors: Tensor | None = None
+    sample_sigma: Tensor | None = None
 
 
 def _eval(field: Field, origins: Tensor, directions: Tensor, depths: Tensor, capture: bool = False):
@@ -70,7 +72,8 @@ def _gather(t: Tensor | None, order: Tensor) -> Tensor | None:
 
 def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSettings, *,
            depths: Tensor | None = None, generator: torch.Generator | None = None,
-           chunk_points: int = 1 << 18, return_samples: bool = False, capture_features: bool = False) -> RenderOutput:
+           chunk_points: int = 1 << 18, return_samples: bool = False, capture_features: bool = False,
+           return_raw: bool = False) -> RenderOutput:
     """Render rays through a field.
 
     Args:
@@ -83,6 +86,8 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         chunk_points: upper bound on points evaluated at once.
         return_samples: also return the sample depths and weights.
         capture_features: also return the field features at the (sorted) samples [N, M, S, F].
+        return_raw: also return the field's channels [N, M, S, C] and density logits [N, M, S, 1] at the (sorted)
+            samples (``sample_colors``, ``sample_sigma``), to march them again with other samples.
     """
     n, m, _ = origins.shape
     dev, dt = origins.device, origins.dtype
@@ -132,7 +137,8 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         dmin = lo if dmin is None else torch.minimum(dmin, lo)
         dmax = hi if dmax is None else torch.maximum(dmax, hi)
         wsum = w.sum(-2)
-        outs.append((comp, depth, wsum, z, w, feats) if return_samples or capture_features else (comp, depth, wsum))
+        keep = return_samples or capture_features or return_raw  # else only the images: memory stays per chunk
+        outs.append((comp, depth, wsum) + ((z, w, feats) if keep else ()) + ((colors, sigma) if return_raw else ()))
 
     comp, depth, wsum = (torch.cat([o[i] for o in outs], 1) for i in range(3))
     # empty rays -> +inf, then clamp to the global range of all sample depths (eg3d.md §14.4)
@@ -140,9 +146,12 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
     if settings.white_back:
         comp = comp + 1 - wsum
     out = RenderOutput(comp * 2 - 1, depth, wsum)
-    if return_samples or capture_features:
+    if return_samples or capture_features or return_raw:
         out.sample_depths = torch.cat([o[3] for o in outs], 1)
         out.sample_weights = torch.cat([o[4] for o in outs], 1)
     if capture_features:
         out.sample_features = torch.cat([o[5] for o in outs], 1)
+    if return_raw:
+        out.sample_colors = torch.cat([o[6] for o in outs], 1)
+        out.sample_sigma = torch.cat([o[7] for o in outs], 1)
     return out
