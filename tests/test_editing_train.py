@@ -704,7 +704,7 @@ def test_new_hair_gets_the_edited_fields_own_samples(synth):
     importance half sits on the source's surfaces, so a thin new strand was met by some rays only: grain (session 37,
     20 held-out heads x 8 views: new_part_fill 0.91 with the source's samples alone, 0.95 with the edited field's own
     importance pass). With no mask on, both renders are the source's exactly (new depths are kept only where a mask
-    is on)."""
+    is on); the pass's result does not depend on its chunk of rays."""
     from lenerf.editing.evaluate import eval_cameras, evaluate_edits
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     edit, _ = load_edit(ROOT / "checkpoints" / "edits" / "hair_long")
@@ -722,6 +722,13 @@ def test_new_hair_gets_the_edited_fields_own_samples(synth):
         a = off.render(ws, cams, preset="full", generator=torch.Generator().manual_seed(0))
         b = off.render(ws, cams, preset="full", generator=torch.Generator().manual_seed(0), edited_importance=0)
     assert torch.equal(a.edited_raw, b.edited_raw) and torch.equal(a.edited_raw, a.source_raw)
+    # the pass runs a chunk of rays at a time: the chunk size changes nothing
+    editor = LocalEditor(synth, [edit])
+    with torch.no_grad():
+        big, small = (editor.render(ws, cams, preset="full", generator=torch.Generator().manual_seed(0),
+                                    chunk_points=k) for k in (1 << 17, 1 << 12))
+    assert not torch.equal(big.edited_raw, big.source_raw)
+    torch.testing.assert_close(small.edited_raw, big.edited_raw, atol=1e-5, rtol=0)
 
 
 def test_stacked_edits_of_one_part_compose_their_targets(synth):

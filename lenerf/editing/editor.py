@@ -335,7 +335,7 @@ class LocalEditor:
         source has none (grown hair), where only the source's stratified samples land: read there alone a thin new
         part came out grainy. So such edits also get an importance pass of their own, ``edited_importance`` depths
         per ray (None: the preset's importance count; 0: none), kept only where an edit's mask is on
-        (:meth:`_edited_importance`).
+        (:meth:`_render_with_importance`).
 
         ``fast`` (texture-only edits without deformation): the source's features are kept from its render and the
         edits are evaluated only at samples that carry ray weight (> 1e-4); elsewhere the edited colours are the
@@ -356,14 +356,13 @@ class LocalEditor:
             edited_opacity = src.weights_sum
         else:
             extra = settings.depth_resolution_importance if edited_importance is None else edited_importance
-            grows = extra > 0 and not all(e.texture_only for e in self.edits)
-            edited = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points,
-                            return_samples=grows, return_raw=grows)
+            if extra > 0 and not all(e.texture_only for e in self.edits):
+                edited_colors, edited_opacity = self._render_with_importance(
+                    field, layers, src.sample_depths, origins, dirs, settings, extra, generator, chunk_points)
+            else:
+                edited = render(field, origins, dirs, settings, depths=src.sample_depths, chunk_points=chunk_points)
+                edited_colors, edited_opacity = edited.colors, edited.weights_sum
             masks = [torch.cat(layer.masks, 1) for layer in layers]
-            if grows:
-                self._edited_importance(field, layers, src, edited, origins, dirs, settings, extra, generator,
-                                        chunk_points)
-            edited_colors, edited_opacity = edited.colors, edited.weights_sum
         # union of the edits' masks, each volume-rendered with the source weights
         mask = torch.zeros_like(src.weights_sum)
         for m in masks:
@@ -381,37 +380,46 @@ class LocalEditor:
                           to_img(src.weights_sum), e_feat, to_img(edited_opacity))
 
     @staticmethod
-    def _edited_importance(field, layers, src, edited, origins, dirs, settings, extra: int,
-                           generator: torch.Generator | None, chunk_points: int) -> None:
-        """The edited field's own importance pass (updates ``edited``'s colours and opacity in place).
+    def _render_with_importance(field, layers, depths: Tensor, origins: Tensor, dirs: Tensor, settings, extra: int,
+                                generator: torch.Generator | None, chunk_points: int) -> tuple[Tensor, Tensor]:
+        """The edited render [N, M, C] in [-1, 1] and its opacity [N, M, 1] with the edited field's own importance
+        pass, a chunk of rays at a time (memory bounded by ``chunk_points``).
 
-        ``extra`` depths per ray are drawn from the edited render's weights at the source's samples and the
-        composite field is evaluated there; a depth is kept only where an edit's mask is on (> 1e-3), and a ray
-        keeps exactly its render at the source's samples unless one is kept. Their masks are not recorded: the
-        mask is still rendered at the source's samples with the source's weights."""
-        n, m_rays, s_count, _ = src.sample_depths.shape
-        u = torch.rand(n * m_rays, extra, device=origins.device, dtype=origins.dtype, generator=generator)
-        z_new = torch.sort(importance_depths(src.sample_depths, edited.sample_weights, u), dim=-2).values
-        counts = [len(layer.masks) for layer in layers]
-        new = render(field, origins, dirs, settings, depths=z_new, chunk_points=chunk_points, return_raw=True)
-        on = torch.zeros(n, m_rays, extra, 1, dtype=torch.bool, device=origins.device)
-        for layer, c in zip(layers, counts):
-            on |= torch.cat(layer.masks[c:], 1).reshape(n, m_rays, extra, 1) > 1e-3
-            del layer.masks[c:]
-        # a depth not kept becomes a copy of the ray's last sample: an interval of length 0, weight 0
-        last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
-        z = torch.cat([src.sample_depths, torch.where(on, z_new, last(src.sample_depths))], -2)
-        z, order = torch.sort(z, dim=-2, stable=True)
-        pick = lambda a, b: torch.gather(torch.cat([a, torch.where(on, b, last(a))], -2), -2,  # noqa: E731
-                                         order.expand(-1, -1, -1, a.shape[-1]))
-        comp, _, w, _ = march(pick(edited.sample_colors, new.sample_colors),
-                              pick(edited.sample_sigma, new.sample_sigma), z)
-        w_sum = w.sum(-2)
-        if settings.white_back:
-            comp = comp + 1 - w_sum
-        ray = on.any(-2)
-        edited.colors = torch.where(ray, comp * 2 - 1, edited.colors)
-        edited.weights_sum = torch.where(ray, w_sum, edited.weights_sum)
+        The composite field is read at the source's sorted ``depths`` [N, M, S, 1] (its masks recorded there), then
+        at ``extra`` depths per ray drawn from that render's weights; a new depth is kept only where an edit's mask
+        is on (> 1e-3; else it becomes a copy of the ray's last sample: an interval of length 0, weight 0), and a
+        ray keeps exactly its render at the source's samples unless one is kept. The new depths' masks are not
+        recorded: the mask is rendered at the source's samples with the source's weights."""
+        n, m_rays, s_count, _ = depths.shape
+        u_all = torch.rand(n * m_rays, extra, device=origins.device, dtype=origins.dtype,
+                           generator=generator).reshape(n, m_rays, extra)
+        rays_per_chunk = max(1, chunk_points // (n * (s_count + extra)))
+        colors, opacity = [], []
+        for a in range(0, m_rays, rays_per_chunk):
+            b = min(m_rays, a + rays_per_chunk)
+            o, d, z0 = origins[:, a:b], dirs[:, a:b], depths[:, a:b]
+            first = render(field, o, d, settings, depths=z0, chunk_points=chunk_points, return_raw=True)
+            u = u_all[:, a:b].reshape(-1, extra)
+            z_new = torch.sort(importance_depths(z0, first.sample_weights, u), dim=-2).values
+            counts = [len(layer.masks) for layer in layers]
+            new = render(field, o, d, settings, depths=z_new, chunk_points=chunk_points, return_raw=True)
+            on = torch.zeros(n, b - a, extra, 1, dtype=torch.bool, device=origins.device)
+            for layer, c in zip(layers, counts):
+                on |= torch.cat(layer.masks[c:], 1).reshape(n, b - a, extra, 1) > 1e-3
+                del layer.masks[c:]
+            last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
+            z, order = torch.sort(torch.cat([z0, torch.where(on, z_new, last(z0))], -2), dim=-2, stable=True)
+            pick = lambda p, q: torch.gather(torch.cat([p, torch.where(on, q, last(p))], -2), -2,  # noqa: E731
+                                             order.expand(-1, -1, -1, p.shape[-1]))
+            comp, _, w, _ = march(pick(first.sample_colors, new.sample_colors),
+                                  pick(first.sample_sigma, new.sample_sigma), z)
+            w_sum = w.sum(-2)
+            if settings.white_back:
+                comp = comp + 1 - w_sum
+            ray = on.any(-2)
+            colors.append(torch.where(ray, comp * 2 - 1, first.colors))
+            opacity.append(torch.where(ray, w_sum, first.weights_sum))
+        return torch.cat(colors, 1), torch.cat(opacity, 1)
 
     @staticmethod
     def _blend_weighted_samples(src, src_field, layers, origins, dirs, settings):
