@@ -52,6 +52,10 @@ DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it. Synthetic worl
 #: config for 300 steps and 545 warm-up steps instead of 110 and 200 (2.7 times as long, README)
 STEPS_HINT = ("Empty: the step count of the config the recipe, prompts and switches give (the job's status shows "
               "it); a number overrides it, and the warm-up scales with it")
+#: under "Strength during training": empty = the config's strength (as "Steps"; until session 37 a slider that always
+#: sent 1.0, which would have overridden a recipe's own strength)
+STRENGTH_HINT = ("Empty: the config's own edit strength (the residual's scale while training; every shipped recipe "
+                 "has 1.0); a number in [0.1, 3] overrides it")
 #: under the edit pickers: stacked edits of one part combine (docs/editing.md, stacked edits)
 STACK_HINT = ("Edits of the same part combine, in either order: red hair and long hair give long red hair, blue "
               "eyes and big eyes big blue eyes (a colour edit goes under its part's change of shape)")
@@ -297,7 +301,9 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
                     with gr.Accordion("Advanced", open=False):
                         steps = gr.Number(value=None, precision=0, minimum=1, maximum=S.limits.max_steps,
                                           label="Steps", info=STEPS_HINT, elem_id="steps")
-                        t_strength = gr.Slider(0.1, 3.0, value=1.0, step=0.1, label="Strength during training")
+                        t_strength = gr.Number(value=None, minimum=0.1, maximum=3.0, step=0.1,
+                                               label="Strength during training", info=STRENGTH_HINT,
+                                               elem_id="train-strength")
                         texture_only = gr.Checkbox(value=True, label="Texture only (keep the geometry)",
                                                    elem_id="texture-only")
                         deformation = gr.Checkbox(value=False, label="Train the deformation network",
@@ -352,6 +358,9 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         push_btn.click(push, [trained, repo], [push_md], api_name="push")
         demo.load(on_generator, [spec], [edits, recipe, trained, trunc, p_edits, status],
                   api_visibility="undocumented").then(preview, preview_in, preview_out, api_visibility="undocumented")
+        # the browser draws an empty number field as 0 until it is sent None: "Steps" at 0 made a new edit's training
+        # fail in the browser ("less than minimum") until session 37
+        demo.load(lambda: (None, None), None, [steps, t_strength], api_visibility="undocumented")
     return demo
 
 

@@ -49,6 +49,9 @@ def test_train_in_background_then_use_the_edit(client):
     # eyes_big's config for 300 + 545 warm-up steps instead of 110 + 200)
     steps = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "steps"]
     assert len(steps) == 1 and steps[0]["props"].get("value") is None  # (a None value is left out)
+    # so is the training strength (until session 37 a slider that always sent 1.0 over the config's own)
+    strength = [c for c in client.config["components"] if c.get("props", {}).get("elem_id") == "train-strength"]
+    assert len(strength) == 1 and strength[0]["props"].get("value") is None
     # a recipe fills in its prompts and switches (eyes_big: the deformation, with the geometry), empties "Steps"
     got = client.predict("synthetic", "eyes_big", api_name="/recipe")
     assert list(got) == ["eyes", "a face with big eyes", None, False, True]
@@ -57,8 +60,8 @@ def test_train_in_background_then_use_the_edit(client):
         client.predict("synthetic", "(new edit)", "", "blue eyes", 2, 1.0, True, False, api_name="/train")
     with pytest.raises(Exception, match="steps|greater than maximum"):
         client.predict("synthetic", "(new edit)", "eyes", "blue eyes", 99999, 1.0, True, False, api_name="/train")
-    job = client.submit("synthetic", "(new edit)", "eyes", "a face with green eyes", 2, 1.0, True, False,
-                        api_name="/train")
+    job = client.submit("synthetic", "(new edit)", "eyes", "a face with green eyes", 2, None, True, False,
+                        api_name="/train")  # strength empty: the config's
     status, preview, edits, trained, _ = job.result(timeout=600)  # (the job id is session state)
     assert status.startswith("**Done**"), status
     name = trained["value"] if isinstance(trained, dict) else trained
@@ -68,6 +71,11 @@ def test_train_in_background_then_use_the_edit(client):
     assert "1 edit(s)" in info
     z = client.predict(name, api_name="/download")
     assert str(z).endswith(".zip") and Path(z).stat().st_size > 1000
+    import json
+    import zipfile
+    with zipfile.ZipFile(z) as zf:
+        meta = json.loads(zf.read(next(n for n in zf.namelist() if n.endswith("edit.json"))))
+    assert meta["config"]["steps"] == 2 and meta["config"]["strength"] == 1.0
     assert client.predict(api_name="/cancel").startswith("**Done**")  # cancelling a finished job changes nothing
 
 
@@ -133,9 +141,13 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         texture, deform = page.locator("#texture-only input"), page.locator("#deformation input")
         texture.wait_for(timeout=10_000)
         assert texture.is_checked() and not deform.is_checked()
+        # the empty number fields show empty, not 0 (until session 37 the browser drew them as 0 and sent it: a new
+        # edit's training failed with "less than minimum" unless a recipe had emptied "Steps")
+        expect = sync_api.expect
+        expect(page.locator("#steps input")).to_have_value("", timeout=10_000)
+        expect(page.locator("#train-strength input")).to_have_value("", timeout=10_000)
         page.locator("#recipe input").click()
         page.get_by_role("option", name="eyes_big").click()
-        expect = sync_api.expect
         expect(deform).to_be_checked(timeout=10_000)
         expect(texture).not_to_be_checked()
         expect(page.locator("#steps input")).to_have_value("")  # the recipe's own count
