@@ -157,12 +157,12 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
     @_ui_errors
     def on_recipe(spec, recipe):
         """A picked recipe fills in its prompts and switches (the switches override the recipe when training: left as
-        they were, `eyes_big` lost its deformation and `hair_long` its geometry) and empties "Steps", so that the
-        config's own count applies (:data:`STEPS_HINT`)."""
+        they were, `eyes_big` lost its deformation and `hair_long` its geometry) and empties "Steps" and "Strength
+        during training", so that the config's own count and strength apply (:data:`STEPS_HINT`)."""
         if recipe == CUSTOM or not recipe:
-            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
+            return gr.update(), gr.update(), gr.update(), gr.update(), gr.update(), gr.update()
         cfg = S.make_config(spec, *_recipe_prompts(spec, recipe), recipe=recipe)
-        return cfg.mask_prompt, cfg.edit_prompt, None, cfg.texture_only, cfg.deformation
+        return cfg.mask_prompt, cfg.edit_prompt, None, None, cfg.texture_only, cfg.deformation
 
     def on_deformation(on):
         """Switching the deformation network on switches "texture only" off (a change of shape needs the geometry)."""
@@ -341,8 +341,8 @@ def build_ui(studio: Studio, default_generator: str, notice: str = "") -> gr.Blo
         edits.change(preview, preview_in, preview_out, api_visibility="undocumented")
         tt_btn.click(turntable, [spec, seed, trunc, edits, strength, frames], [tt_video, mask_video, info],
                      api_name="turntable")
-        recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps, texture_only, deformation],
-                      api_name="recipe")
+        recipe.change(on_recipe, [spec, recipe], [mask_prompt, edit_prompt, steps, t_strength, texture_only,
+                                                  deformation], api_name="recipe")
         deformation.input(on_deformation, [deformation], [texture_only], api_visibility="undocumented")
         train_btn.click(train, [spec, recipe, mask_prompt, edit_prompt, steps, t_strength, texture_only, deformation],
                         [job_md, job_preview, job_id, edits, trained, p_edits], api_name="train",

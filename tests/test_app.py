@@ -54,8 +54,8 @@ def test_train_in_background_then_use_the_edit(client):
     assert len(strength) == 1 and strength[0]["props"].get("value") is None
     # a recipe fills in its prompts and switches (eyes_big: the deformation, with the geometry), empties "Steps"
     got = client.predict("synthetic", "eyes_big", api_name="/recipe")
-    assert list(got) == ["eyes", "a face with big eyes", None, False, True]
-    assert list(client.predict("synthetic", "hair_long", api_name="/recipe"))[3:] == [False, False]
+    assert list(got) == ["eyes", "a face with big eyes", None, None, False, True]  # ... and the strength
+    assert list(client.predict("synthetic", "hair_long", api_name="/recipe"))[4:] == [False, False]
     with pytest.raises(Exception, match="empty"):
         client.predict("synthetic", "(new edit)", "", "blue eyes", 2, 1.0, True, False, api_name="/train")
     with pytest.raises(Exception, match="steps|greater than maximum"):
@@ -146,11 +146,16 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         expect = sync_api.expect
         expect(page.locator("#steps input")).to_have_value("", timeout=10_000)
         expect(page.locator("#train-strength input")).to_have_value("", timeout=10_000)
+        page.locator("#steps input").fill("50")  # typed values ...
+        page.locator("#train-strength input").fill("2")
+        page.locator("#train-strength input").press("Enter")
         page.locator("#recipe input").click()
         page.get_by_role("option", name="eyes_big").click()
         expect(deform).to_be_checked(timeout=10_000)
         expect(texture).not_to_be_checked()
-        expect(page.locator("#steps input")).to_have_value("")  # the recipe's own count
+        # ... give way to the recipe's own count and strength
+        expect(page.locator("#steps input")).to_have_value("")
+        expect(page.locator("#train-strength input")).to_have_value("")
         page.locator("#recipe input").click()
         page.get_by_role("option", name="eyes_blue").click()
         expect(texture).to_be_checked(timeout=10_000)
