@@ -181,6 +181,18 @@ def test_browser_applies_an_edit_and_screenshots(app_server, tmp_path):
         page.screenshot(path=str(out / "train_tab.png"), full_page=True)
         page.locator("#cancel-btn").click()
         page.locator("#job-status").get_by_text("Cancelled").first.wait_for(timeout=60_000)
+        # a new edit without a recipe, the fields left empty, starts too (in session 36 the browser sent "Steps" as 0:
+        # "less than minimum")
+        page.locator("#recipe input").click()
+        page.get_by_role("option", name="(new edit)").click()
+        page.get_by_label("Where to edit (mask prompt)").fill("lips")
+        page.get_by_label("What to do (edit prompt)").fill("a face with green lips")
+        page.locator("#train-btn").click()
+        page.locator("#job-status").get_by_text(re.compile(r"a_face_with_green_lips.*step")).first.wait_for(
+            timeout=120_000)
+        assert "less than minimum" not in page.content()
+        page.locator("#cancel-btn").click()
+        page.locator("#job-status").get_by_text("Cancelled").first.wait_for(timeout=60_000)
         browser.close()
     img = np.asarray(Image.open(out / "edit_tab.png").convert("RGB"))
     assert img.std() > 10  # not a blank page
