@@ -135,11 +135,10 @@ def bench_synthetic(repeats: int = 5) -> dict:
                     "ms_per_frame": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
         from .editing import LocalEditor, load_edit
         from .studio.configs import SHIPPED_EDITS
-        cc = c.expand(1, -1)
         for name, extra in (("eyes_blue", None), ("hair_long", None), ("hair_long", 0)):
             editor = LocalEditor(G, [load_edit(SHIPPED_EDITS / name)[0]])
             with torch.no_grad():
-                median, runs = _time(lambda: editor.render(ws, cc, preset="preview", generator=gen.manual_seed(0),
+                median, runs = _time(lambda: editor.render(ws, c, preset="preview", generator=gen.manual_seed(0),
                                                            edited_importance=extra), repeats, lambda: None)
             label = "" if extra is None else f", edited_importance={extra}"
             rows[f"edited 64x64, 2 threads: {name}{label}"] = {

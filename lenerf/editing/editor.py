@@ -414,10 +414,8 @@ class LocalEditor:
             comp, _, w, _ = march(pick(first.sample_colors, new.sample_colors),
                                   pick(first.sample_sigma, new.sample_sigma), z)
             w_sum = w.sum(-2)
-            if settings.white_back:
-                comp = comp + 1 - w_sum
             ray = on.any(-2)
-            colors.append(torch.where(ray, comp * 2 - 1, first.colors))
+            colors.append(torch.where(ray, settings.to_colors(comp, w_sum), first.colors))
             opacity.append(torch.where(ray, w_sum, first.weights_sum))
         return torch.cat(colors, 1), torch.cat(opacity, 1)
 
@@ -452,6 +450,4 @@ class LocalEditor:
         colors = colors.scatter(1, idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1]), src_field.decode(f)[0])
         comp, _, w, _ = march(colors.reshape(n, m_rays, s_count, -1), sigma.reshape(n, m_rays, s_count, 1),
                               src.sample_depths)
-        if settings.white_back:
-            comp = comp + 1 - w.sum(-2)
-        return comp * 2 - 1, masks
+        return settings.to_colors(comp, w.sum(-2)), masks

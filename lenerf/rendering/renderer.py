@@ -38,6 +38,11 @@ class RenderSettings:
     def replace(self, **kw) -> "RenderSettings":
         return replace(self, **{k: v for k, v in kw.items() if v is not None})
 
+    def to_colors(self, composite: Tensor, weights_sum: Tensor) -> Tensor:
+        """A march's composite [..., C] (in the samples' range [0, 1]) and opacity [..., 1] -> colours in [-1, 1],
+        on a white background when ``white_back``."""
+        return ((composite + 1 - weights_sum) if self.white_back else composite) * 2 - 1
+
 
 @dataclass
 class RenderOutput:
@@ -143,9 +148,7 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
     comp, depth, wsum = (torch.cat([o[i] for o in outs], 1) for i in range(3))
     # empty rays -> +inf, then clamp to the global range of all sample depths (eg3d.md §14.4)
     depth = torch.nan_to_num(depth, nan=float("inf")).clamp(dmin, dmax)
-    if settings.white_back:
-        comp = comp + 1 - wsum
-    out = RenderOutput(comp * 2 - 1, depth, wsum)
+    out = RenderOutput(settings.to_colors(comp, wsum), depth, wsum)
     if return_samples or capture_features or return_raw:
         out.sample_depths = torch.cat([o[3] for o in outs], 1)
         out.sample_weights = torch.cat([o[4] for o in outs], 1)
