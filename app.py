@@ -31,15 +31,15 @@ except ImportError:
         return fn if fn is not None else (lambda f: f)
 
 CUSTOM = "(new edit)"
-#: under the recipe picker: what a recipe does with other prompts (lenerf.studio.configs.make_config; README: hair_red's
-#: recipe for white hair reached white on 30% of 20 held-out heads, the app's own settings on 100%)
+#: under the recipe picker: what a recipe does with other prompts (lenerf.studio.configs.make_config; docs/app.md:
+#: hair_red's recipe for white hair reached white on 30% of 20 held-out heads, the app's own settings on 100%)
 RECIPE_HINT = ("A colour recipe with another edit prompt trains with the app's settings for that colour (the "
                "recipe's are tuned to its own); a shape recipe (eyes_big, hair_long) keeps its settings.")
 #: the Edit tab's examples (seed, yaw, shipped edits; truncation 1): each seed's head differs from every target
 #: (tests/test_app.py), so each example shows a change
 EXAMPLES = [(7, 0.0, ["eyes_blue"]), (1, 0.3, ["eyes_blue", "hair_red"]), (11, -0.3, ["lips_green"]),
             (1, 0.3, ["hair_long"]), (3, 0.0, ["eyes_blue", "eyes_big"])]
-#: under the deformation switch: a shape edit needs a CLIP that sees the shape (README, the app: before session 34 a
+#: under the deformation switch: a shape edit needs a CLIP that sees the shape (docs/app.md: before session 34 a
 #: "big eyes" edit with the switch on recoloured the eyes and grew none of 20 held-out heads' eyes; now "eyes" take
 #: eyes_big's settings, lenerf.studio.configs.part_shape_recipe; since session 36 "hair" with texture-only off and a
 #: prompt that names a shape takes hair_long's)
@@ -49,7 +49,7 @@ DEFORMATION_HINT = ("A change of shape needs a CLIP that sees it. Synthetic worl
                     "settings); no MiniCLIP sees other parts' shapes. Switching this on switches 'Texture only' off")
 #: under "Steps": empty = the count of the config the prompts and switches give (a number overrides it and scales the
 #: warm-up with it). Until session 36 the field held 300, so the deformation switch on "eyes" trained eyes_big's
-#: config for 300 steps and 545 warm-up steps instead of 110 and 200 (2.7 times as long, README)
+#: config for 300 steps and 545 warm-up steps instead of 110 and 200 (2.7 times as long, docs/app.md)
 STEPS_HINT = ("Empty: the step count of the config the recipe, prompts and switches give (the job's status shows "
               "it); a number overrides it, and the warm-up scales with it")
 #: under "Strength during training": empty = the config's strength (as "Steps"; until session 37 a slider that always
@@ -62,7 +62,7 @@ STACK_HINT = ("Edits of the same part combine, in either order: red hair and lon
 
 
 def _mask_hint(S) -> str:
-    """Under the mask prompt: which parts reuse a shipped texture recipe's mask (Studio.part_masks, README)."""
+    """Under the mask prompt: which parts reuse a shipped texture recipe's mask (Studio.part_masks, docs/app.md)."""
     parts = S.part_masks("synthetic")
     if not parts:
         return "A new edit's mask is learnt from CLIP's relevance maps for this prompt"

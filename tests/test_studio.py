@@ -103,7 +103,7 @@ def test_config_from_recipe_and_limits(studio):
     assert not new.relevance_otsu and (new.relevance_quantile, new.relevance_binarize) == (0.5, True)
     assert (new.relevance_grow, new.relevance_grow_connected) == (0.2, True)
     assert new.mask_prompt_select == "contrast" and new.lr_mapper == 0.3
-    assert (new.mask_stride, new.mask_pos_weight_max) == (1, 4.0)  # every ray, capped balance (README, the app)
+    assert (new.mask_stride, new.mask_pos_weight_max) == (1, 4.0)  # every ray, capped balance (docs/app.md)
     # each head's CLIP direction starts at its own nose colour: the world's other nose colours are the sources
     assert new.source_prompts == ["a face with a red nose", "a face with a yellow nose"]
     assert new.source_prompt_select == "best"
@@ -146,7 +146,7 @@ def test_config_from_recipe_and_limits(studio):
     assert (small.afn_warmup, small.deform_target, small.eval) == (100, True, {})
     big = studio.make_config("synthetic", "eyes", "big eyes", deformation=True)  # another phrasing of the recipe's
     assert big.source_prompts == ["a face with small eyes"] and big.extra_edit_prompts == [] and not big.eval
-    # a part without one: session 23's deformation settings and the mask it was measured with (README)
+    # a part without one: session 23's deformation settings and the mask it was measured with (docs/app.md)
     geo = studio.make_config("synthetic", "nose", "a face with a long nose", deformation=True)
     assert geo.source_prompts == ["a face"]  # a shape edit: the colour variants are no place to start from
     assert (geo.deformation, geo.dn_xyz_frequencies, geo.dn_symmetric, geo.lambda_offset) == (True, 6, True, 3.0)
@@ -158,8 +158,8 @@ def test_config_from_recipe_and_limits(studio):
     cfg2 = studio.make_config("synthetic", "hair", "a face with pink hair", recipe="hair_red")
     assert cfg2.eval is None or not cfg2.eval  # the recipe's ground truth does not apply to another prompt
     # a texture recipe with another edit prompt is a new edit of that colour with the app's settings (hair_red's cosine
-    # to "red hair" took 6 of 20 heads to white for "white hair", the app's settings 20; README): its rephrasings of
-    # its own prompt, its loss and its sources go, its part's mask settings stay (the app's for the part)
+    # to "red hair" took 6 of 20 heads to white for "white hair", the app's settings 20; docs/app.md): its rephrasings
+    # of its own prompt, its loss and its sources go, its part's mask settings stay (the app's for the part)
     for part, prompt, recipe in [("hair", "a face with white hair", "hair_red"), ("hair", "a face with pink hair",
                                  "hair_red"), ("eyes", "a face with green eyes", "eyes_blue"),
                                  ("lips", "a face with purple lips", "lips_green"),

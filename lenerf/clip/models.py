@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 MINICLIP_DIR = ROOT / "checkpoints" / "miniclip"
 #: the project's shipped MiniCLIPs by name: "miniclip" (the default; every texture edit is trained against it),
 #: "miniclip-length" (trained also on in-between hair lengths with the graded and ranking terms, so that "long
-#: hair" rises with the length: hair_long is trained against it; README and docs/synthetic-world.md),
+#: hair" rises with the length: hair_long is trained against it; docs/synthetic-world.md),
 #: "miniclip-color" (trained on colours moved off the palette: it guides the mappers of the colour edits eyes_blue and
 #: lips_green, and of new edits trained in the app, not their masks),
 #: "miniclip-palette" (miniclip-color's data with a colour-ranking term, so that each colour text scores its palette

@@ -1,7 +1,7 @@
 """How the app (and ``python -m lenerf config``) builds the training config of a new edit: a shipped recipe, or the
 generator's defaults for a new edit - for the synthetic world the shipped texture recipes' settings, a part's mask
 settings from the recipe that masks it, and source prompts naming the part's other variants. Every choice here was
-measured on held-out heads (README, "The app")."""
+measured on held-out heads (docs/app.md)."""
 from __future__ import annotations
 
 import json
@@ -20,7 +20,7 @@ SHIPPED_EDITS = ROOT / "checkpoints" / "edits"
 #: that pays for change outside them, at the rate of `eyes_blue` and `hair_red`), with labels that fit a part of any
 #: size (the app has no recipe for it): each map's Otsu cut within its top half, grown by colour through connected
 #: pixels (session 31; Otsu cuts since session 25), the mask supervised on every ray with a capped balance (session
-#: 31). Measured on 20 held-out heads (README, the app): nose -> red mask IoU 0.18 (session 23) -> 0.77 (session 25)
+#: 31). Measured on 20 held-out heads (docs/app.md): nose -> red mask IoU 0.18 (session 23) -> 0.77 (session 25)
 #: -> 0.90, success 60% -> 100%; skin -> dark 0.53 -> 0.83 (the neck joins the face); eyes -> green, hair -> white.
 #: :func:`make_config` adds a part's recipe mask settings and the part's other variants as source prompts
 SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_attention": 3e-3,
@@ -32,7 +32,7 @@ SYNTHETIC_DEFAULTS = {"clip": "miniclip", "steps": 300, "lr_mapper": 0.3, "lr_at
                       "lambda_outside": 1.0}
 #: what a new synthetic edit with the deformation switch on adds (the settings that made session 23's `eyes_big`
 #: learn: encoded, mirror-symmetric, its own rate, paying for its offsets; the official raw-x network learns no local
-#: deformation) and the mask settings a recipe-less shape edit was measured with (README, the app: Otsu-cut labels,
+#: deformation) and the mask settings a recipe-less shape edit was measured with (docs/app.md: Otsu-cut labels,
 #: as session 23's `eyes_big` every other ray and full balance; it already trained 796 s at stride 2, and every ray
 #: costs 1.4-2x the time). Since session 34 only for parts without a shipped shape recipe: "eyes" take `eyes_big`'s
 #: settings (:func:`part_shape_recipe`)
@@ -58,8 +58,8 @@ SHAPE_WORDS = ("long", "short", "big", "small", "large", "tall", "wide", "narrow
 
 def shape_note(cfg: EditConfig) -> str:
     """A note for the user when a texture-only edit's prompt names a change of shape ("a face with long hair"): it
-    will change colours only. "" otherwise. (A texture-only "long hair" edit trains minutes for a recolouring: README,
-    the app.) A shape word that a source prompt names too asks for no change of shape: `hair_red`'s own prompt, "a
+    will change colours only. "" otherwise. (A texture-only "long hair" edit trains minutes for a recolouring:
+    docs/app.md.) A shape word that a source prompt names too asks for no change of shape: `hair_red`'s own prompt, "a
     face with short red hair", starts from short and long hair of each colour (until session 36 the shipped recipe
     got the note). An edit with the geometry but without the deformation network gets one too when the part's
     shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off), and one with
@@ -92,7 +92,7 @@ def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> 
     generator names (``G.expand_prompt``: "hair" -> "black hair", "brown hair", ...) except those whose own words
     the edit prompt names ("white hair" for "a face with white hair"); [] when it names fewer than two (EG3D).
     With ``source_prompt_select`` "best" each head's CLIP direction then starts at its own variant, as the shipped
-    recipes' do; from "a face", MiniCLIP-color's direction to "white hair" turned black hair blue (README)."""
+    recipes' do; from "a face", MiniCLIP-color's direction to "white hair" turned black hair blue (docs/app.md)."""
     variants = G.expand_prompt(mask_prompt)
     if len(variants) < 2:
         return []
@@ -209,7 +209,7 @@ def part_mask_recipe(spec: str, mask_prompt: str, deformation: bool = False) -> 
     """The shipped recipe whose mask settings (:data:`MASK_FIELDS`) a new edit without a recipe takes: the
     texture-only recipe of ``spec`` with the same mask prompt (case and spaces ignored; :func:`part_masks`); None for
     shape edits (a growing part needs its mask to follow the new shape: hair_long's and eyes_big's are their own)
-    and for parts no recipe masks (the defaults: Otsu-cut contrast maps). Measured in the README."""
+    and for parts no recipe masks (the defaults: Otsu-cut contrast maps). Measured in docs/app.md."""
     if deformation:
         return None
     return part_masks(spec).get(_norm(mask_prompt))
@@ -225,7 +225,7 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
     else the generator's defaults for a new edit. A synthetic texture recipe with an edit prompt
     that is none of its own (``edit_prompt``, ``extra_edit_prompts``) gives the defaults too: its colour guidance
     is tuned to its own colour (`hair_red`'s recipe for "white hair" reached white on 30% of 20 held-out heads, the
-    defaults on 100%; README), and the defaults of its part already hold its mask settings
+    defaults on 100%; docs/app.md), and the defaults of its part already hold its mask settings
     (:func:`part_mask_recipe`). The given
     options (steps, strength, texture_only, deformation) override either; other step counts than the recipe's keep
     its ratio of warm-up steps. ``generator(spec)`` -> the loaded generator (for the synthetic world's part variants;
@@ -282,7 +282,8 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     (:data:`MASK_FIELDS`) of the texture recipe that masks it (:func:`part_mask_recipe`), else the generator's
     defaults for a new edit; as source prompts the part's other variants (texture edits of the synthetic world,
     :func:`variant_source_prompts`, each head's best), else "a face". (`eyes_blue`'s recipe for a nose kept the
-    eyes' top-3% cut, its negative prompts - the noses' own phrases - and eye colours as source prompts; README.)"""
+    eyes' top-3% cut, its negative prompts - the noses' own phrases - and eye colours as source prompts;
+    docs/app.md.)"""
     defaults = _new_edit_defaults(spec, deformation)
     part = part_mask_recipe(spec, mask_prompt, deformation)
     mask = _recipe_configs(spec)[part] if part is not None else defaults

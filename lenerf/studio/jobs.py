@@ -37,7 +37,7 @@ class ComputeGate:
     Why one thread: torch's CPU backend is OpenMP, and every thread that runs a parallel op keeps a team of OpenMP
     threads of its own; once a process holds more of them than cores, libgomp spins only briefly before it sleeps
     between parallel regions, and a training in a worker thread beside another thread's team ran 5-26% slower
-    than in the main thread (README, Speed). On one thread there is one team.
+    than in the main thread (docs/speed.md). On one thread there is one team.
 
     :meth:`run` runs a callable on the compute thread and waits for it: its result is returned and its error raised
     in the caller, and the caller's context variables (e.g. Gradio's progress tracker) go with it. Called from the
