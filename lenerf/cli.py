@@ -387,7 +387,8 @@ def _eval_threshold(a, G, edits, infos) -> int:
     if a.write_threshold and infos[0].get("module_config", {}).get("deformation"):
         raise InputError("a geometry edit's threshold is not calibrated by IoU (it does not see where the deformed "
                          "density goes): measure candidates with eval edit --threshold X instead")
-    sweep = threshold_sweep(G, edits[0], infos[0]["eval"]["part"], heads=a.heads)
+    sweep = threshold_sweep(G, edits[0], infos[0]["eval"]["part"], heads=a.heads,
+                            target=infos[0]["eval"].get("target"))
     sweep["threshold_before"] = infos[0].get("threshold")
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -501,7 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("eval", help="measure edits or inversion on the synthetic world (JSON + PNG contact sheet)")
     v.add_argument("what", choices=["edit", "inversion", "threshold", "mapper", "labels"],
-                   help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads; "
+                   help="threshold: the 3D mask's precision / recall / IoU per inference threshold on training heads "
+                        "(with a colour target also the colour fill and the PSNR outside, and the pick by them); "
                         "mapper: per source colour, the colour of the raw target latents (no rendering); labels: "
                         "a config's 2D pseudo-labels against the true part on training renders (no training)")
     v.add_argument("--generator", default="synthetic")
