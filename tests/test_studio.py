@@ -90,6 +90,29 @@ def test_turntable_videos(studio):
     assert done[-1] == (8, 8)
 
 
+def test_new_edits_take_their_parts_lower_calibrated_threshold(studio, tmp_path, monkeypatch):
+    """A new texture edit of a part a shipped recipe masks takes the threshold `eval threshold` calibrated for that
+    recipe's package when it is lower than the recipe's (the eyes' masks need 0.6 to leave no ring of the old
+    colour: docs/editing.md), else the recipe's own (lips_green's 0.95 fills its own lips only: purple lips would keep
+    a rim); so does the recipe itself retrained from the app. Without a calibrated package, the recipe's."""
+    from lenerf.studio import configs
+    shipped = {name: json.loads((configs.SHIPPED_EDITS / name / "edit.json").read_text())["threshold"]
+               for name in ("eyes_blue", "lips_green", "hair_red")}
+    assert shipped["eyes_blue"] < 0.8 < shipped["lips_green"] and shipped["hair_red"] == 0.8
+    assert studio.make_config("synthetic", "eyes", "a face with green eyes").threshold == shipped["eyes_blue"]
+    assert studio.make_config("synthetic", "eyes", "a face with blue eyes", recipe="eyes_blue").threshold \
+        == shipped["eyes_blue"]
+    assert studio.make_config("synthetic", "lips", "a face with purple lips").threshold == 0.8
+    assert studio.make_config("synthetic", "hair", "a face with white hair").threshold == 0.8
+    assert studio.make_config("synthetic", "nose", "a face with a blue nose", recipe="eyes_blue").threshold == 0.8
+    # a package without a calibration (or none at all) leaves the recipe's threshold
+    (tmp_path / "eyes_blue").mkdir()
+    (tmp_path / "eyes_blue" / "edit.json").write_text(json.dumps({"threshold": 0.3}))
+    monkeypatch.setattr(configs, "SHIPPED_EDITS", tmp_path)
+    assert configs.fill_threshold({"threshold": 0.8}, "eyes_blue") == {"threshold": 0.8}
+    assert configs.fill_threshold({"threshold": 0.8}, "no_such_edit") == {"threshold": 0.8}
+
+
 def test_config_from_recipe_and_limits(studio):
     cfg = studio.make_config("synthetic", "hair", "a face with short red hair", recipe="hair_red", steps=7)
     assert cfg.steps == 7 and cfg.source_prompts[0] == "a face with short black hair" and cfg.eval["target"]

@@ -140,6 +140,26 @@ def _is_texture(recipe: dict) -> bool:
     return recipe.get("texture_only", True) and not recipe.get("deformation", False)
 
 
+def fill_threshold(recipe: dict, name: str) -> dict:
+    """``recipe`` (a texture recipe's JSON) with its inference threshold lowered to the one `eval threshold`
+    calibrated for its shipped package (``checkpoints/edits/NAME/edit.json``) when that one is lower: the package's
+    masks needed it to fill the part (the calibration picks the highest threshold that leaves no ring of the old
+    colour with the outside unchanged), and an edit trained with the same mask settings has such masks. A higher
+    calibrated threshold was picked for the package's own mask, which already filled the part there; a new edit's
+    keeps the recipe's. Measured (20 held-out heads, `eval edit --threshold`): eyes trained with the app's config,
+    blue at 0.8 colour fill 0.910 / 99.3 dB outside -> at `eyes_blue`'s 0.6 0.986 / 87.2 dB; purple lips at 0.8
+    0.998 / 84.7 dB, at `lips_green`'s 0.95 only 0.966 / 98.6 dB (so lips keep 0.8)."""
+    info = SHIPPED_EDITS / name / "edit.json"
+    try:
+        meta = json.loads(info.read_text())
+    except (OSError, ValueError):
+        return recipe
+    calibrated, own = meta.get("threshold"), recipe.get("threshold")
+    if meta.get("threshold_calibration") and calibrated is not None and own is not None and calibrated < own:
+        return {**recipe, "threshold": calibrated}
+    return recipe
+
+
 def part_masks(spec: str) -> dict[str, str]:
     """{mask prompt: recipe name} of the shipped texture-only recipes of ``spec`` (the first recipe per prompt, by
     name), whose mask settings new edits of that part take (:func:`part_mask_recipe`); empty but for the synthetic
@@ -250,6 +270,8 @@ def make_config(spec: str, mask_prompt: str, edit_prompt: str, recipe: str | Non
         own = {_norm(p) for p in [base.get("edit_prompt", ""), *base.get("extra_edit_prompts", [])]}
         if spec == "synthetic" and _is_texture(base) and _norm(edit_prompt) not in own:
             base = None  # another colour: the app's settings for the part (they hold its recipe's mask settings)
+        elif _is_texture(base):
+            base = fill_threshold(base, recipe)
     # the part's shipped shape recipe, if any, for these prompts: with the deformation switch, or with the geometry
     # (texture-only off) for a prompt that names a shape ("a face with long hair" -> hair_long)
     if base is None and (over.get("deformation") or (over.get("texture_only") is False and names_shape(edit_prompt))):
@@ -286,7 +308,7 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     docs/app.md.)"""
     defaults = _new_edit_defaults(spec, deformation)
     part = part_mask_recipe(spec, mask_prompt, deformation)
-    mask = _recipe_configs(spec)[part] if part is not None else defaults
+    mask = fill_threshold(_recipe_configs(spec)[part], part) if part is not None else defaults
     plain = EditConfig(mask_prompt=mask_prompt, edit_prompt=edit_prompt)  # what a recipe leaves out means
     out = {k: mask.get(k, getattr(plain, k)) for k in MASK_FIELDS}
     out.update(source_prompts=list(plain.source_prompts), source_prompt_select=plain.source_prompt_select)
@@ -300,6 +322,6 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     return out
 
 
-__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "for_prompts",
-           "make_config", "names_shape", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes", "shape_note",
-           "variant_source_prompts"]
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "fill_threshold",
+           "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes",
+           "shape_note", "variant_source_prompts"]
