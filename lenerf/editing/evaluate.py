@@ -79,8 +79,13 @@ FILL_TOLERANCE = 0.15
 NEW_PART_MIN_PIXELS = 50
 
 
+def _edited_labels(res) -> Tensor:
+    """Part labels [V, R, R] of an :class:`EditResult`'s edited render (its rendered part memberships; 0 = none)."""
+    return _labels_from_features((res.edited_features[:, 3:3 + len(PARTS)] + 1).movedim(1, -1) / 2)
+
+
 def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Tensor], targets: list[dict[str, str]],
-                 parts: list[str], res, edited_lab: Tensor, tgt_out: dict, eye_scale: Tensor | None) -> float | None:
+                 parts: list[str], res, tgt_out: dict, eye_scale: Tensor | None) -> float | None:
     """``colour_fill`` of one head (module docstring), None without colour targets or pixels to judge. Each colour
     target's references are the head rendered from its part's composed target latent (the last applied edit of that
     part: the residuals of a part compose) and from the source latent, as the world renders the edit's outcome (the
@@ -88,6 +93,10 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
     references differ (> ``FILL_TOLERANCE``), and is filled where the edit is nearer the target's than the source's.
     Shading and a part's anti-aliased edge are the same in both references, so only the edit's colour decides."""
     applied_parts = [parts[i] for i in editor.order]
+    edited_lab = _edited_labels(res)
+    size = edited_lab.shape[-2:]
+    at = lambda img: img if img.shape[-2:] == size else F.interpolate(img, size=size, mode="area")  # noqa: E731
+    ed = at(res.edited_raw)
     judged, filled = 0, 0
     for i, t in enumerate(targets):
         for key in (k for k in t if k in COLOR_PARTS):
@@ -97,9 +106,7 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
             else:
                 tgt = G.label_image(wts[last], cams, eye_scale=eye_scale)[1]["image_raw"]
             src = res.source_raw if eye_scale is None else G.label_image(ws, cams, eye_scale=eye_scale)[1]["image_raw"]
-            size = edited_lab.shape[-2:]
-            at = lambda img: img if img.shape[-2:] == size else F.interpolate(img, size=size, mode="area")  # noqa: E731
-            tgt, src, ed = at(tgt), at(src), at(res.edited_raw)
+            tgt, src = at(tgt), at(src)
             sel = (edited_lab == PARTS.index(key) + 1) & ((tgt - src).abs().mean(1) > FILL_TOLERANCE)
             nearer = (ed - tgt).abs().mean(1) < (ed - src).abs().mean(1)
             judged += int(sel.sum())
@@ -155,10 +162,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         for pid in part_ids:
             region |= (src_lab == pid) | (tgt_lab == pid)
         size_ok = True
-        edited_lab = _labels_from_features((res.edited_features[:, 3:3 + len(PARTS)] + 1).movedim(1, -1) / 2)
         if big_eyes:  # the edited render's eyes (part memberships) against the same head's at the "big" threshold
             eye = PARTS.index("eyes") + 1
-            edited_eyes = edited_lab == eye
+            edited_eyes = _edited_labels(res) == eye
             region |= edited_eyes
             at_threshold = G.label_image(ws, cams, eye_scale=torch.full((v,), BIG_EYES))[0]
             ratio = edited_eyes.sum().item() / max(1, (src_lab == eye).sum().item())
@@ -167,7 +173,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             scaled = G.label_image(ws, cams, eye_scale=torch.full((v,), same_area))[0] == eye
             per_head["eye_shape_iou"].append(iou(edited_eyes.reshape(1, -1), scaled.reshape(1, -1)).item())
             size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
-        fill = _colour_fill(G, editor, ws, cams, wts, targets, parts, res, edited_lab, tgt_out,
+        fill = _colour_fill(G, editor, ws, cams, wts, targets, parts, res, tgt_out,
                             torch.full((v,), same_area) if big_eyes else None)
         if fill is not None:
             per_head["colour_fill"].append(fill)
@@ -292,8 +298,7 @@ def threshold_sweep(G: SyntheticHeads, edit: Edit, part: str, heads: int = 8,
             for t in thresholds:
                 at_t = LocalEditor(G, [dataclasses.replace(edit, threshold=t)])
                 r = at_t.render(ws, cams, preset="full", generator=torch.Generator().manual_seed(h))
-                lab = _labels_from_features((r.edited_features[:, 3:3 + len(PARTS)] + 1).movedim(1, -1) / 2)
-                fill = _colour_fill(G, at_t, ws, cams, wts, [target], [part], r, lab, tgt_out, None)
+                fill = _colour_fill(G, at_t, ws, cams, wts, [target], [part], r, tgt_out, None)
                 if fill is not None:
                     renders[t]["colour_fill"].append(fill)
                 renders[t]["psnr_out"].append(psnr(r.edited_raw, r.source_raw, outside).mean().item())
