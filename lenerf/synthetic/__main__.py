@@ -165,7 +165,7 @@ def rebuild_all(skip_clip: bool = False, skip_classifier: bool = False) -> None:
                  "--write-threshold"])
         cli(["eval", "edit", "--edit", str(out), "--out", f"runs/eval/{cfg.stem}", "--write-metrics"])
         if json.loads((out / "edit.json").read_text()).get("threshold") != REFERENCE_THRESHOLD:
-            # the README's figures at the recipes' uncalibrated threshold (what edits trained in the app keep)
+            # the README's figures at the recipes' uncalibrated threshold (what most new edits in the app keep)
             cli(["eval", "edit", "--edit", str(out), "--out", f"runs/eval/{cfg.stem}_t{REFERENCE_THRESHOLD:g}",
                  "--threshold", f"{REFERENCE_THRESHOLD:g}", "--write-metrics"])
 
