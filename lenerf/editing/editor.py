@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..fields import Field
 from ..generator import Generator, Preset, get_preset
-from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
+from ..rendering import composite_mask, eval_samples, march, merge_samples, render, sample_rays, weighted_samples
 from ..rendering.sampling import importance_depths
 from .modules import AttentionField, DeformationField, LatentResidualMapper
 
@@ -398,25 +398,23 @@ class LocalEditor:
         for a in range(0, m_rays, rays_per_chunk):
             b = min(m_rays, a + rays_per_chunk)
             o, d, z0 = origins[:, a:b], dirs[:, a:b], depths[:, a:b]
-            first = render(field, o, d, settings, depths=z0, chunk_points=chunk_points, return_raw=True)
-            u = u_all[:, a:b].reshape(-1, extra)
-            z_new = torch.sort(importance_depths(z0, first.sample_weights, u), dim=-2).values
+            c0, s0, _ = eval_samples(field, o, d, z0)  # the layers record their masks here
+            comp, _, w, _ = march(c0, s0, z0)
+            z_new = torch.sort(importance_depths(z0, w, u_all[:, a:b].reshape(-1, extra)), dim=-2).values
             counts = [len(layer.masks) for layer in layers]
-            new = render(field, o, d, settings, depths=z_new, chunk_points=chunk_points, return_raw=True)
+            c1, s1, _ = eval_samples(field, o, d, z_new)
             on = torch.zeros(n, b - a, extra, 1, dtype=torch.bool, device=origins.device)
             for layer, c in zip(layers, counts):
                 on |= torch.cat(layer.masks[c:], 1).reshape(n, b - a, extra, 1) > 1e-3
                 del layer.masks[c:]
             last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
-            z, order = torch.sort(torch.cat([z0, torch.where(on, z_new, last(z0))], -2), dim=-2, stable=True)
-            pick = lambda p, q: torch.gather(torch.cat([p, torch.where(on, q, last(p))], -2), -2,  # noqa: E731
-                                             order.expand(-1, -1, -1, p.shape[-1]))
-            comp, _, w, _ = march(pick(first.sample_colors, new.sample_colors),
-                                  pick(first.sample_sigma, new.sample_sigma), z)
-            w_sum = w.sum(-2)
+            keep = lambda new, old: torch.where(on, new, last(old))  # noqa: E731
+            z, c_all, s_all = merge_samples(z0, keep(z_new, z0), (c0, keep(c1, c0)), (s0, keep(s1, s0)))
+            comp_all, _, w_all, _ = march(c_all, s_all, z)
             ray = on.any(-2)
-            colors.append(torch.where(ray, settings.to_colors(comp, w_sum), first.colors))
-            opacity.append(torch.where(ray, w_sum, first.weights_sum))
+            colors.append(torch.where(ray, settings.to_colors(comp_all, w_all.sum(-2)),
+                                      settings.to_colors(comp, w.sum(-2))))
+            opacity.append(torch.where(ray, w_all.sum(-2), w.sum(-2)))
         return torch.cat(colors, 1), torch.cat(opacity, 1)
 
     @staticmethod

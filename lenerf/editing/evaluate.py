@@ -79,6 +79,11 @@ FILL_TOLERANCE = 0.15
 NEW_PART_MIN_PIXELS = 50
 
 
+def _at_size(img: Tensor, size) -> Tensor:
+    """Images [N, C, H, W] area-resampled to ``size`` (the label images'), unchanged when they have it already."""
+    return img if tuple(img.shape[-2:]) == tuple(size) else F.interpolate(img, size=size, mode="area")
+
+
 def _edited_labels(res) -> Tensor:
     """Part labels [V, R, R] of an :class:`EditResult`'s edited render (its rendered part memberships; 0 = none)."""
     return _labels_from_features((res.edited_features[:, 3:3 + len(PARTS)] + 1).movedim(1, -1) / 2)
@@ -95,8 +100,7 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
     applied_parts = [parts[i] for i in editor.order]
     edited_lab = _edited_labels(res)
     size = edited_lab.shape[-2:]
-    at = lambda img: img if img.shape[-2:] == size else F.interpolate(img, size=size, mode="area")  # noqa: E731
-    ed = at(res.edited_raw)
+    ed = _at_size(res.edited_raw, size)
     judged, filled = 0, 0
     for i, t in enumerate(targets):
         for key in (k for k in t if k in COLOR_PARTS):
@@ -106,7 +110,7 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
             else:
                 tgt = G.label_image(wts[last], cams, eye_scale=eye_scale)[1]["image_raw"]
             src = res.source_raw if eye_scale is None else G.label_image(ws, cams, eye_scale=eye_scale)[1]["image_raw"]
-            tgt, src = at(tgt), at(src)
+            tgt, src = _at_size(tgt, size), _at_size(src, size)
             sel = (edited_lab == PARTS.index(key) + 1) & ((tgt - src).abs().mean(1) > FILL_TOLERANCE)
             nearer = (ed - tgt).abs().mean(1) < (ed - src).abs().mean(1)
             judged += int(sel.sum())
@@ -186,9 +190,9 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
         for pid in part_ids:
             new |= (tgt_lab == pid) & (src_lab != pid)
         if int(new.sum()) >= NEW_PART_MIN_PIXELS:
-            at_labels = lambda img: img if img.shape[-2:] == new.shape[-2:] else F.interpolate(  # noqa: E731
-                img, size=new.shape[-2:], mode="area")
-            same = (at_labels(res.edited_raw) - at_labels(tgt_out["image_raw"])).abs().mean(1) < FILL_TOLERANCE
+            size = new.shape[-2:]
+            diff = (_at_size(res.edited_raw, size) - _at_size(tgt_out["image_raw"], size)).abs().mean(1)
+            same = diff < FILL_TOLERANCE
             per_head["new_part_fill"].append((same & new).sum().item() / new.sum().item())
         # 3D IoU at surface points
         src_field, _, layers = editor.composite_field(ws)

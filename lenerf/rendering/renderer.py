@@ -56,11 +56,11 @@ class RenderOutput:
     sample_depths: Tensor | None = None
     sample_weights: Tensor | None = None
     sample_features: Tensor | None = None
-    sample_colors: Tensor | None = None
-    sample_sigma: Tensor | None = None
 
 
-def _eval(field: Field, origins: Tensor, directions: Tensor, depths: Tensor, capture: bool = False):
+def eval_samples(field: Field, origins: Tensor, directions: Tensor, depths: Tensor, capture: bool = False):
+    """The field at sample depths [N, M, S, 1] along rays [N, M, 3] -> (colours [N, M, S, C], density logits
+    [N, M, S, 1], the features [N, M, S, F] when ``capture``, else None)."""
     n, m, s, _ = depths.shape
     points = (origins.unsqueeze(-2) + depths * directions.unsqueeze(-2)).reshape(n, m * s, 3)
     if capture:
@@ -71,14 +71,17 @@ def _eval(field: Field, origins: Tensor, directions: Tensor, depths: Tensor, cap
     return colors.reshape(n, m, s, -1), sigma.reshape(n, m, s, 1), None
 
 
-def _gather(t: Tensor | None, order: Tensor) -> Tensor | None:
-    return None if t is None else torch.gather(t, -2, order.expand(-1, -1, -1, t.shape[-1]))
+def merge_samples(z: Tensor, z_more: Tensor, *pairs: tuple[Tensor | None, Tensor | None]) -> tuple:
+    """The sorted union of two sets of sample depths [N, M, S, 1] and [N, M, S', 1], and for each (a, b) of
+    ``pairs`` (per-sample tensors [N, M, S, C] and [N, M, S', C]; None stays None) the two joined in that order."""
+    z, order = torch.sort(torch.cat([z, z_more], -2), dim=-2)
+    return (z,) + tuple(None if a is None else torch.gather(torch.cat([a, b], -2), -2,
+                                                           order.expand(-1, -1, -1, a.shape[-1])) for a, b in pairs)
 
 
 def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSettings, *,
            depths: Tensor | None = None, generator: torch.Generator | None = None,
-           chunk_points: int = 1 << 18, return_samples: bool = False, capture_features: bool = False,
-           return_raw: bool = False) -> RenderOutput:
+           chunk_points: int = 1 << 18, return_samples: bool = False, capture_features: bool = False) -> RenderOutput:
     """Render rays through a field.
 
     Args:
@@ -91,8 +94,6 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         chunk_points: upper bound on points evaluated at once.
         return_samples: also return the sample depths and weights.
         capture_features: also return the field features at the (sorted) samples [N, M, S, F].
-        return_raw: also return the field's channels [N, M, S, C] and density logits [N, M, S, 1] at the (sorted)
-            samples (``sample_colors``, ``sample_sigma``), to march them again with other samples.
     """
     n, m, _ = origins.shape
     dev, dt = origins.device, origins.dtype
@@ -123,38 +124,31 @@ def render(field: Field, origins: Tensor, directions: Tensor, settings: RenderSe
         o, r = origins[:, a:b], directions[:, a:b]
         if depths is not None:
             z = depths[:, a:b]
-            colors, sigma, feats = _eval(field, o, r, z, capture_features)
+            colors, sigma, feats = eval_samples(field, o, r, z, capture_features)
         else:
             st = start[:, a:b] if isinstance(start, Tensor) else start
             en = end[:, a:b] if isinstance(end, Tensor) else end
             z = stratified_depths(st, en, d, jitter[:, a:b], settings.disparity_space_sampling)
-            colors, sigma, feats = _eval(field, o, r, z, capture_features)
+            colors, sigma, feats = eval_samples(field, o, r, z, capture_features)
             if di > 0:
                 _, _, w, _ = march(colors, sigma, z)
                 zf = importance_depths(z, w, u[:, a:b].reshape(-1, di))
-                cf, sf, ff = _eval(field, o, r, zf, capture_features)
-                z, order = torch.sort(torch.cat([z, zf], -2), dim=-2)
-                colors = _gather(torch.cat([colors, cf], -2), order)
-                sigma = _gather(torch.cat([sigma, sf], -2), order)
-                feats = None if feats is None else _gather(torch.cat([feats, ff], -2), order)
+                cf, sf, ff = eval_samples(field, o, r, zf, capture_features)
+                z, colors, sigma, feats = merge_samples(z, zf, (colors, cf), (sigma, sf), (feats, ff))
         comp, depth, w, _ = march(colors, sigma, z)
         lo, hi = z.min().detach(), z.max().detach()
         dmin = lo if dmin is None else torch.minimum(dmin, lo)
         dmax = hi if dmax is None else torch.maximum(dmax, hi)
         wsum = w.sum(-2)
-        keep = return_samples or capture_features or return_raw  # else only the images: memory stays per chunk
-        outs.append((comp, depth, wsum) + ((z, w, feats) if keep else ()) + ((colors, sigma) if return_raw else ()))
+        outs.append((comp, depth, wsum, z, w, feats) if return_samples or capture_features else (comp, depth, wsum))
 
     comp, depth, wsum = (torch.cat([o[i] for o in outs], 1) for i in range(3))
     # empty rays -> +inf, then clamp to the global range of all sample depths (eg3d.md §14.4)
     depth = torch.nan_to_num(depth, nan=float("inf")).clamp(dmin, dmax)
     out = RenderOutput(settings.to_colors(comp, wsum), depth, wsum)
-    if return_samples or capture_features or return_raw:
+    if return_samples or capture_features:
         out.sample_depths = torch.cat([o[3] for o in outs], 1)
         out.sample_weights = torch.cat([o[4] for o in outs], 1)
     if capture_features:
         out.sample_features = torch.cat([o[5] for o in outs], 1)
-    if return_raw:
-        out.sample_colors = torch.cat([o[6] for o in outs], 1)
-        out.sample_sigma = torch.cat([o[7] for o in outs], 1)
     return out
