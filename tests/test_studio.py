@@ -424,6 +424,11 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
     hair = studio.make_config("synthetic", "hair", "a face with long hair", deformation=True)
     assert hair.deformation and "hair_long recipe makes this change of shape without" in shape_note(hair)
     assert shape_note(studio.make_config("synthetic", "nose", "a face with a big nose", deformation=True)) == ""
+    # a shape recipe's settings for a shape word its own prompt does not name: the other way is not learnt
+    short = studio.make_config("synthetic", "hair", "a face with short hair", texture_only=False)
+    assert not short.texture_only and "hair_long recipe's settings, which learn 'long'" in shape_note(short)
+    small = studio.make_config("synthetic", "eyes", "a face with small eyes", deformation=True)
+    assert "'small': this edit takes the shipped eyes_big recipe's settings" in shape_note(small)
     # the same words typed without the recipe (sources: the hair colours) get it
     assert "'long'" in shape_note(studio.make_config("synthetic", "hair", "a face with long red hair"))
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))

@@ -64,7 +64,9 @@ def shape_note(cfg: EditConfig) -> str:
     got the note). An edit with the geometry but without the deformation network gets one too when the part's
     shipped shape recipe needs the network (`eyes_big`: "eyes" with "big eyes" and texture-only off), and one with
     the network when the part's recipe grows it without (`hair_long`: "hair" with "long hair" and the switch, which
-    trained 940 s and grew no hair in session 34)."""
+    trained 940 s and grew no hair in session 34). An edit that takes a shape recipe's settings for a shape word its
+    recipe does not name ("short hair" with `hair_long`'s) is told that the other way is not learnt (docs/editing.md,
+    "Short hair")."""
     sources = {w for s in cfg.source_prompts for w in _words(s)}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
@@ -77,7 +79,7 @@ def shape_note(cfg: EditConfig) -> str:
                     f"network, and this edit's settings are not its: switch the network off (`config --geometry` "
                     f"without `--deformation`) for its settings.")
         if cfg.deformation or network is None or mapper is not None:
-            return ""
+            return _other_way_note(cfg, words)
         return (f"'{words[0]}' asks for a change of shape that the shipped {network} recipe makes with the deformation "
                 f"network, which this edit does not train: switch it on (`config --deformation`) for its settings.")
     how = ("untick 'Texture only' (`config --geometry`) for the hair's length (the hair_long recipe's settings); "
@@ -85,6 +87,18 @@ def shape_note(cfg: EditConfig) -> str:
            if cfg.generator == "synthetic" else "untick 'Texture only' (`config --geometry`) to let the geometry change")
     return (f"'{words[0]}' asks for a change of shape, but this edit is texture-only (it keeps the geometry): only "
             f"colours will change. To change the shape: {how}.")
+
+
+def _other_way_note(cfg: EditConfig, words: list[str]) -> str:
+    """The note for a shape edit that takes its part's shape recipe (:func:`part_shape_recipe`) for a shape word the
+    recipe's own edit prompt does not name; "" otherwise."""
+    name = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=cfg.deformation)
+    own = names_shape(_recipe_configs(cfg.generator)[name].get("edit_prompt", "")) if name else []
+    if not own or set(words) & set(own):
+        return ""
+    return (f"'{words[0]}': this edit takes the shipped {name} recipe's settings, which learn '{own[0]}'. The other way "
+            f"is unmeasured or not learnt: with hair_long's settings 'a face with short hair' shortened the hair of none "
+            f"of 20 held-out heads (docs/editing.md, \"Short hair\").")
 
 
 def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
