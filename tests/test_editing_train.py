@@ -132,6 +132,38 @@ def test_bad_training_input(synth, tmp_path):
         train_edit(synth, _cfg(relevance_refine=2, relevance_refine_sigma=0.0), tmp_path / "x", progress=False)
 
 
+def test_a_wider_training_view_sees_the_ends_of_long_hair(synth):
+    """fov_scale widens the training renders: the same cameras' origins, ray angles off the axis x fov_scale, and
+    the synthetic world's long hair, whose ends the generator's frame cuts off, visibly shorter at h = 0.85."""
+    from lenerf.editing.trainer import training_rays
+    from lenerf.rendering import render
+    from lenerf.synthetic.data import latents
+    cams = torch.cat([synth.camera(0.0, 0.0), synth.camera(0.3, -0.1)])
+    o1, d1 = training_rays(cams, 16)
+    o2, d2 = training_rays(cams, 16, 1.35)
+    assert torch.equal(o1, o2)
+    axis = torch.nn.functional.normalize(cams[:, :16].reshape(-1, 4, 4)[:, :3, 2], dim=-1).unsqueeze(1)
+
+    def tan(d):
+        cos = (d * axis).sum(-1)
+        return (1 - cos ** 2).clamp_min(0).sqrt() / cos
+    assert torch.allclose(tan(d2).amax(1), 1.35 * tan(d1).amax(1), rtol=1e-3)
+    with pytest.raises(InputError, match="fov_scale"):
+        _cfg(fov_scale=0.2).validate()
+
+    ws = latents(synth, range(40))
+    ws = ws[synth.attributes(ws)["hair_length"] == 1][:2].repeat_interleave(2, 0)  # two long-haired heads
+    ws = synth.with_hair_length(ws, torch.tensor([1.0, 0.85, 1.0, 0.85]))
+    cams = synth.camera(0.0, 0.0).repeat(4, 1)
+    change = {}
+    for scale in (1.0, 1.35):
+        o, d = training_rays(cams, 32, scale)
+        img = render(synth.field(ws), o, d, synth.render_settings,
+                     generator=torch.Generator().manual_seed(0)).colors[..., :3]
+        change[scale] = (img[0::2] - img[1::2]).abs().mean().item()
+    assert change[1.35] > 2 * change[1.0], change  # measured 0.0140 vs 0.0053
+
+
 def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path):
     """lambda_outside: the mapper step also pays for |edited - source| outside the pseudo-labels; it is logged, it
     changes what the mapper learns (same seed, other weights), and at 0 the log has no such column (the shipped

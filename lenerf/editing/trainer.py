@@ -183,6 +183,11 @@ class EditConfig:
     #: large CPU-budget rate made the deformation run away (the first hair_long moved every point ~75 world units)
     lr_deformation: float | None = None
     resolution: int = 64
+    #: the training renders' view is this many times wider (focal length / fov_scale; the mapping still sees the
+    #: generator's camera, inference keeps it): the CLIP loss and the pseudo-masks then see what the generator's frame
+    #: cuts off. The synthetic world's long hair ends below the frame, so shortening it from there changes no pixel
+    #: until it is a third shorter (docs/editing.md, "Short hair"); 1 = the generator's view
+    fov_scale: float = 1.0
     depth_resolution: int | None = None
     depth_resolution_importance: int | None = None
     superresolution: bool = False
@@ -265,6 +270,8 @@ class EditConfig:
         if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
             raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
+        if not 0.5 <= self.fov_scale <= 3:
+            raise InputError(f"fov_scale must be between 0.5 and 3, got {self.fov_scale}")
         for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -307,6 +314,16 @@ def _dev(G) -> torch.device:
 #: settings that do not change the trained modules (logging, inference, evaluation): a state saved with other values
 #: may be resumed; any other difference is an error (the state would continue another edit)
 RESUMABLE_ACROSS = ("save_every", "preview_every", "eval", "threshold", "binarize_mask")
+
+
+def training_rays(cams: Tensor, resolution: int, fov_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+    """Rays (origins, directions) [N, R*R, 3] of camera labels ``cams`` [N, 25], their view ``fov_scale`` times
+    wider (focal lengths / fov_scale, principal point kept; :attr:`EditConfig.fov_scale`)."""
+    k = cams[:, 16:25].reshape(-1, 3, 3)
+    if fov_scale != 1:
+        k = k.clone()
+        k[:, :2, :2] /= fov_scale
+    return sample_rays(cams[:, :16].reshape(-1, 4, 4), k, resolution)
 
 
 def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, resume: bool = True,
@@ -387,8 +404,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             with torch.no_grad():
                 ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
                 src_field = G.field(ws)
-                origins, dirs = sample_rays(cams[:, :16].reshape(-1, 4, 4), cams[:, 16:25].reshape(-1, 3, 3),
-                                            cfg.resolution)
+                origins, dirs = training_rays(cams, cfg.resolution, cfg.fov_scale)
                 src = render(src_field, origins, dirs, settings,
                              generator=torch.Generator(device=dev).manual_seed(step), capture_features=True)
                 res = cfg.resolution
