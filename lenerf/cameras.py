@@ -27,6 +27,16 @@ def focal_to_intrinsics(focal: float) -> Tensor:
     return torch.tensor([[focal, 0.0, 0.5], [0.0, focal, 0.5], [0.0, 0.0, 1.0]])
 
 
+def wider_view(c: Tensor, scale: float) -> Tensor:
+    """Camera labels [N, 25] whose view is ``scale`` times wider (focal lengths / scale, principal point and pose
+    kept): the tangent of every ray's angle off the axis grows by ``scale``. ``scale`` 1 returns ``c`` itself."""
+    if scale == 1:
+        return c
+    c = c.clone()
+    c[:, [16, 20]] = c[:, [16, 20]] / scale
+    return c
+
+
 def look_at_cam2world(origin: Tensor, target: Tensor) -> Tensor:
     """OpenCV camera-to-world [N, 4, 4] for cameras at ``origin`` [N, 3] looking at ``target`` [N, 3] (y up)."""
     forward = F.normalize(target - origin, dim=-1)

@@ -135,10 +135,15 @@ def test_bad_training_input(synth, tmp_path):
 def test_a_wider_training_view_sees_the_ends_of_long_hair(synth):
     """fov_scale widens the training renders: the same cameras' origins, ray angles off the axis x fov_scale, and
     the synthetic world's long hair, whose ends the generator's frame cuts off, visibly shorter at h = 0.85."""
-    from lenerf.editing.trainer import training_rays
+    from lenerf.cameras import wider_view
+    from lenerf.rendering import sample_rays
     from lenerf.rendering import render
     from lenerf.synthetic.data import latents
     cams = torch.cat([synth.camera(0.0, 0.0), synth.camera(0.3, -0.1)])
+    def training_rays(c, res, scale=1.0):
+        c = wider_view(c, scale)
+        return sample_rays(c[:, :16].reshape(-1, 4, 4), c[:, 16:25].reshape(-1, 3, 3), res)
+    assert wider_view(cams, 1.0) is cams
     o1, d1 = training_rays(cams, 16)
     o2, d2 = training_rays(cams, 16, 1.35)
     assert torch.equal(o1, o2)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from ..cameras import sample_cameras
+from ..cameras import sample_cameras, wider_view
 from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
 from ..clip.relevance import REFINE_SIGMA, images_at, otsu_thresholds, relevance_maps
 from ..errors import InputError
@@ -316,16 +316,6 @@ def _dev(G) -> torch.device:
 RESUMABLE_ACROSS = ("save_every", "preview_every", "eval", "threshold", "binarize_mask")
 
 
-def training_rays(cams: Tensor, resolution: int, fov_scale: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Rays (origins, directions) [N, R*R, 3] of camera labels ``cams`` [N, 25], their view ``fov_scale`` times
-    wider (focal lengths / fov_scale, principal point kept; :attr:`EditConfig.fov_scale`)."""
-    k = cams[:, 16:25].reshape(-1, 3, 3)
-    if fov_scale != 1:
-        k = k.clone()
-        k[:, :2, :2] /= fov_scale
-    return sample_rays(cams[:, :16].reshape(-1, 4, 4), k, resolution)
-
-
 def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, resume: bool = True,
                progress: bool = True, callback: Callable[[dict], None] | None = None,
                should_stop: Callable[[], bool] | None = None,
@@ -404,7 +394,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             with torch.no_grad():
                 ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
                 src_field = G.field(ws)
-                origins, dirs = training_rays(cams, cfg.resolution, cfg.fov_scale)
+                view = wider_view(cams, cfg.fov_scale)  # the mapping above keeps the generator's camera
+                origins, dirs = sample_rays(view[:, :16].reshape(-1, 4, 4), view[:, 16:25].reshape(-1, 3, 3),
+                                            cfg.resolution)
                 src = render(src_field, origins, dirs, settings,
                              generator=torch.Generator(device=dev).manual_seed(step), capture_features=True)
                 res = cfg.resolution
