@@ -155,6 +155,8 @@ def test_a_wider_training_view_sees_the_ends_of_long_hair(synth):
     assert torch.allclose(tan(d2).amax(1), 1.35 * tan(d1).amax(1), rtol=1e-3)
     with pytest.raises(InputError, match="fov_scale"):
         _cfg(fov_scale=0.2).validate()
+    with pytest.raises(InputError, match="fov_scale needs lambda_outside 0"):
+        _cfg(fov_scale=1.35, lambda_outside=1.0).validate()
 
     ws = latents(synth, range(40))
     ws = ws[synth.attributes(ws)["hair_length"] == 1][:2].repeat_interleave(2, 0)  # two long-haired heads
@@ -167,6 +169,19 @@ def test_a_wider_training_view_sees_the_ends_of_long_hair(synth):
                      generator=torch.Generator().manual_seed(0)).colors[..., :3]
         change[scale] = (img[0::2] - img[1::2]).abs().mean().item()
     assert change[1.35] > 2 * change[1.0], change  # measured 0.0140 vs 0.0053
+
+
+def test_a_wider_view_trains_the_mask_in_its_mask_only_steps_alone(synth, tmp_path):
+    """With fov_scale the edit steps (wide view) leave the attention field alone; the mask-only steps (generator's
+    view) fit it. Without, every step fits it."""
+    def logs(**kw):
+        out = train_edit(synth, _cfg(steps=2, afn_warmup=1, afn_cooldown=1, **kw), tmp_path / str(len(kw)),
+                         progress=False)
+        return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    wide = logs(fov_scale=1.35, lambda_outside=0.0)
+    assert ["afn_mask" in r for r in wide] == [True, False, False, True]
+    assert all(r["clip"] > 0 for r in wide[1:3]) and all(0 <= r["coverage"] <= 1 for r in wide)
+    assert ["afn_mask" in r for r in logs()] == [True] * 4
 
 
 def test_outside_term_penalises_change_outside_the_pseudo_labels(synth, tmp_path):

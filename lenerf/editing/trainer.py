@@ -183,10 +183,11 @@ class EditConfig:
     #: large CPU-budget rate made the deformation run away (the first hair_long moved every point ~75 world units)
     lr_deformation: float | None = None
     resolution: int = 64
-    #: the training renders' view is this many times wider (focal length / fov_scale; the mapping still sees the
-    #: generator's camera, inference keeps it): the CLIP loss and the pseudo-masks then see what the generator's frame
-    #: cuts off. The synthetic world's long hair ends below the frame, so shortening it from there changes no pixel
-    #: until it is a third shorter (docs/editing.md, "Short hair"); 1 = the generator's view
+    #: the edit steps' renders see a view this many times wider (focal length / fov_scale; the mapping still sees the
+    #: generator's camera, inference keeps it), so the CLIP loss sees what the generator's frame cuts off; the mask is
+    #: then fit in the mask-only steps alone (afn_warmup, afn_cooldown), at the generator's view, whose relevance maps
+    #: are better, and lambda_outside must be 0. The synthetic world's long hair ends below the frame: shortening it
+    #: from there barely changes a render (docs/editing.md, "Short hair"). 1 = the generator's view everywhere
     fov_scale: float = 1.0
     depth_resolution: int | None = None
     depth_resolution_importance: int | None = None
@@ -272,6 +273,8 @@ class EditConfig:
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
         if not 0.5 <= self.fov_scale <= 3:
             raise InputError(f"fov_scale must be between 0.5 and 3, got {self.fov_scale}")
+        if self.fov_scale != 1 and self.lambda_outside:
+            raise InputError("fov_scale needs lambda_outside 0: the wide view's edit steps have no pseudo-labels")
         for name in ("lr", "lr_attention", "lr_mapper", "lr_deformation"):
             value = getattr(self, name)
             if value is not None and not value > 0:
@@ -394,7 +397,9 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             with torch.no_grad():
                 ws = G.mapping(z, cams, truncation_psi=cfg.truncation_psi)
                 src_field = G.field(ws)
-                view = wider_view(cams, cfg.fov_scale)  # the mapping above keeps the generator's camera
+                # the edit steps see the wider view (the mapping above keeps the generator's camera); the mask is
+                # fit in the mask-only steps, at the generator's view (relevance maps of the wide one are poor)
+                view = wider_view(cams, 1.0 if warmup else cfg.fov_scale)
                 origins, dirs = sample_rays(view[:, :16].reshape(-1, 4, 4), view[:, 16:25].reshape(-1, 3, 3),
                                             cfg.resolution)
                 src = render(src_field, origins, dirs, settings,
@@ -409,7 +414,14 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 ft0 = tgt_field.features(pts.reshape(n, -1, 3)) if cfg.afn_kind == "attention" else None
             logs = {}
             # 1) attention field ------------------------------------------------------------------------------
-            if cfg.use_mask:
+            if cfg.use_mask and not (warmup or cfg.fov_scale == 1):  # the mask as it is, at this view's samples
+                with torch.no_grad():
+                    desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
+                    m = _mask_at(modules.attention, desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t, src.sample_weights) \
+                        if cfg.texture_only else \
+                        modules.attention(desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                logs["coverage"] = (composite_mask(m, src.sample_weights) > 0.5).float().mean().item()
+            elif cfg.use_mask:
                 with torch.no_grad():
                     rel, rel_t = relevance(src_img), None
                     if cfg.enlarged_mask:  # the raw target rendered with its own samples (it may have new geometry)
