@@ -375,14 +375,15 @@ def pseudo_label_table(G: SyntheticHeads, cfg, part: str, heads: int = 96, seed:
                        batch: int = 16, contact_rows: int = 6) -> tuple[dict, np.ndarray]:
     """How well a config's 2D pseudo-labels (what its attention field is fit to) match the ground-truth ``part``,
     before any training: ``heads`` heads of the training seed range, each from one random training camera
-    (``sample_cameras``, seeded by ``seed``), rendered as the trainer renders them (its ``fov_scale``, ``cfg.resolution``, its depth
-    samples); the relevance maps and pseudo-labels of ``cfg`` (:func:`~lenerf.editing.trainer.mask_relevance`,
-    :func:`~lenerf.editing.trainer.pseudo_labels`; soft labels count where >= 0.5) against the part's pixels.
+    (``sample_cameras``, seeded by ``seed``; the generator's view, where the trainer fits the mask also with a
+    ``fov_scale``), rendered as the trainer renders them (``cfg.resolution``, its depth samples); the relevance maps and pseudo-labels of ``cfg``
+    (:func:`~lenerf.editing.trainer.mask_relevance`, :func:`~lenerf.editing.trainer.pseudo_labels`; soft labels count
+    where >= 0.5) against the part's pixels.
 
     Returns (metrics, contact sheet HxWx3 uint8: render | pseudo-labels | truth, ``contact_rows`` rows). Metrics:
     the per-image IoU (median, mean), the labels' and the part's share of the image (median), overall and per hair
     length of the head (long hair fills more of a view than a cap)."""
-    from ..cameras import sample_cameras, wider_view
+    from ..cameras import sample_cameras
     from ..clip import load_clip
     from ..generator import Preset
     from ..media import to_uint8
@@ -394,8 +395,8 @@ def pseudo_label_table(G: SyntheticHeads, cfg, part: str, heads: int = 96, seed:
     cfg.validate()
     clip = clip or load_clip(cfg.clip, cfg.clip_pretrained)
     ws = latents(G, range(TRAIN_SEED_BASE + 80_000, TRAIN_SEED_BASE + 80_000 + heads))
-    cams = wider_view(sample_cameras(heads, generator=torch.Generator().manual_seed(seed), radius=G.camera_radius,
-                                     lookat=G.camera_pivot, fov_deg=G.fov_deg), cfg.fov_scale)
+    cams = sample_cameras(heads, generator=torch.Generator().manual_seed(seed), radius=G.camera_radius,
+                          lookat=G.camera_pivot, fov_deg=G.fov_deg)
     preset = Preset("train", cfg.resolution, cfg.depth_resolution, cfg.depth_resolution_importance,
                     cfg.superresolution, cfg.resolution)
     ious, areas, truth_areas, sheet = [], [], [], []

@@ -417,9 +417,11 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             if cfg.use_mask and not (warmup or cfg.fov_scale == 1):  # the mask as it is, at this view's samples
                 with torch.no_grad():
                     desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
-                    m = _mask_at(modules.attention, desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t, src.sample_weights) \
-                        if cfg.texture_only else \
-                        modules.attention(desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                    x_all = pts.reshape(n, -1, 3)
+                    if cfg.texture_only:
+                        m = _mask_at(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights)
+                    else:  # new geometry can appear where the source is empty: everywhere
+                        m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
                 logs["coverage"] = (composite_mask(m, src.sample_weights) > 0.5).float().mean().item()
             elif cfg.use_mask:
                 with torch.no_grad():

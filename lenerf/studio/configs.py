@@ -96,9 +96,9 @@ def _other_way_note(cfg: EditConfig, words: list[str]) -> str:
     own = names_shape(_recipe_configs(cfg.generator)[name].get("edit_prompt", "")) if name else []
     if not own or set(words) & set(own):
         return ""
-    return (f"'{words[0]}': this edit takes the shipped {name} recipe's settings, which learn '{own[0]}'. The other way "
-            f"is unmeasured or not learnt: with hair_long's settings 'a face with short hair' shortened the hair of none "
-            f"of 20 held-out heads (docs/editing.md, \"Short hair\").")
+    return (f"'{words[0]}': this edit takes the shipped {name} recipe's settings, which learn '{own[0]}'. The other "
+            f"way is unmeasured or not learnt: with hair_long's settings 'a face with short hair' shortened the hair "
+            f"of none of 20 held-out heads (docs/editing.md, \"Short hair\").")
 
 
 def variant_source_prompts(G: Generator, mask_prompt: str, edit_prompt: str) -> list[str]:
