@@ -102,6 +102,8 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
     size = edited_lab.shape[-2:]
     ed = _at_size(res.edited_raw, size)
     judged, filled = 0, 0
+    src = res.source_raw if eye_scale is None else G.label_image(ws, cams, eye_scale=eye_scale)[1]["image_raw"]
+    src = _at_size(src, size)
     for i, t in enumerate(targets):
         for key in (k for k in t if k in COLOR_PARTS):
             last = max(j for j, p in enumerate(applied_parts) if p == parts[i])
@@ -109,8 +111,7 @@ def _colour_fill(G, editor: LocalEditor, ws: Tensor, cams: Tensor, wts: list[Ten
                 tgt = tgt_out["image_raw"]  # already rendered
             else:
                 tgt = G.label_image(wts[last], cams, eye_scale=eye_scale)[1]["image_raw"]
-            src = res.source_raw if eye_scale is None else G.label_image(ws, cams, eye_scale=eye_scale)[1]["image_raw"]
-            tgt, src = _at_size(tgt, size), _at_size(src, size)
+            tgt = _at_size(tgt, size)
             sel = (edited_lab == PARTS.index(key) + 1) & ((tgt - src).abs().mean(1) > FILL_TOLERANCE)
             nearer = (ed - tgt).abs().mean(1) < (ed - src).abs().mean(1)
             judged += int(sel.sum())
@@ -376,9 +377,9 @@ def pseudo_label_table(G: SyntheticHeads, cfg, part: str, heads: int = 96, seed:
     """How well a config's 2D pseudo-labels (what its attention field is fit to) match the ground-truth ``part``,
     before any training: ``heads`` heads of the training seed range, each from one random training camera
     (``sample_cameras``, seeded by ``seed``; the generator's view, where the trainer fits the mask also with a
-    ``fov_scale``), rendered as the trainer renders them (``cfg.resolution``, its depth samples); the relevance maps and pseudo-labels of ``cfg``
-    (:func:`~lenerf.editing.trainer.mask_relevance`, :func:`~lenerf.editing.trainer.pseudo_labels`; soft labels count
-    where >= 0.5) against the part's pixels.
+    ``fov_scale``), rendered as the trainer renders them (``cfg.resolution``, its depth samples); the relevance maps
+    and pseudo-labels of ``cfg`` (:func:`~lenerf.editing.trainer.mask_relevance`,
+    :func:`~lenerf.editing.trainer.pseudo_labels`; soft labels count where >= 0.5) against the part's pixels.
 
     Returns (metrics, contact sheet HxWx3 uint8: render | pseudo-labels | truth, ``contact_rows`` rows). Metrics:
     the per-image IoU (median, mean), the labels' and the part's share of the image (median), overall and per hair

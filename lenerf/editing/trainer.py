@@ -417,11 +417,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
             if cfg.use_mask and not (warmup or cfg.fov_scale == 1):  # the mask as it is, at this view's samples
                 with torch.no_grad():
                     desc_t = tgt_field.descriptor(ft0) if cfg.afn_kind == "attention" else None
-                    x_all = pts.reshape(n, -1, 3)
-                    if cfg.texture_only:
-                        m = _mask_at(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights)
-                    else:  # new geometry can appear where the source is empty: everywhere
-                        m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
+                    m = _edit_mask(modules.attention, desc_s, pts.reshape(n, -1, 3), ws, wt0, desc_t,
+                                   src.sample_weights, cfg.texture_only)
                 logs["coverage"] = (composite_mask(m, src.sample_weights) > 0.5).float().mean().item()
             elif cfg.use_mask:
                 with torch.no_grad():
@@ -473,12 +470,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 opt_a.step()
                 if not warmup and not cfg.deform_target:  # the mask at every sample the edit step renders
                     with torch.no_grad():
-                        if not cfg.texture_only:  # new geometry can appear where the source is empty: everywhere
-                            m = modules.attention(desc_s, x_all, ws, wt0, desc_t).reshape(n, -1, s_count, 1)
-                        elif ms == 1:
-                            m = m_sub.detach()
-                        else:
-                            m = _mask_at(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights)
+                        m = _edit_mask(modules.attention, desc_s, x_all, ws, wt0, desc_t, src.sample_weights,
+                                       cfg.texture_only, m_sub if ms == 1 else None)
                 logs.update({f"afn_{k}": v.item() for k, v in ml.items()})
                 logs["coverage"] = (m2d[:n] > 0).float().mean().item()
             else:  # the global-edit ablation: the target everywhere
@@ -685,6 +678,18 @@ def _strided_rays(res: int, stride: int, device) -> Tensor:
     """Indices of the rays on every ``stride``-th row and column of a res x res image (row-major)."""
     k = torch.arange(0, res, stride, device=device)
     return (k[:, None] * res + k[None, :]).flatten()
+
+
+def _edit_mask(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None,
+               weights: Tensor, texture_only: bool, supervised: Tensor | None = None) -> Tensor:
+    """The mask [N, M, S, 1] at every sample an edit step renders (rays [N, M], ``weights`` [N, M, S-1, 1]): for a
+    geometry edit everywhere (new geometry can appear where the source is empty), for a texture edit at the samples
+    that carry weight (``supervised``: the mask step's own there, when it covered every ray)."""
+    if not texture_only:
+        return attention(desc_s, x, ws, wt, desc_t).reshape(weights.shape[0], weights.shape[1], -1, 1)
+    if supervised is not None:
+        return supervised.detach()
+    return _mask_at(attention, desc_s, x, ws, wt, desc_t, weights)
 
 
 def _mask_at(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None,

@@ -336,6 +336,6 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     return out
 
 
-__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION", "fill_threshold",
-           "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks", "part_shape_recipe", "recipes",
-           "shape_note", "variant_source_prompts"]
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION",
+           "fill_threshold", "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks",
+           "part_shape_recipe", "recipes", "shape_note", "variant_source_prompts"]
