@@ -1403,3 +1403,48 @@ def test_deform_target_composes_the_same_on_eg3d(tiny_G):
             ws.expand(2, -1, -1).contiguous(), c, preset=None, fast=False, generator=torch.Generator().manual_seed(0))
         out = r.mask[:, 0] < 1e-6
         assert out.any() and (r.edited_raw - r.source_raw).abs().amax(1)[out].max() < 1e-4
+
+
+def test_inside_samples_lie_behind_the_surface_of_the_part_rays():
+    """The inside term's samples: behind a positive ray's median-weight depth, within the depth band, where the
+    density is high; none on a negative ray or on a ray that meets nothing."""
+    from lenerf.editing.trainer import inside_samples
+    from lenerf.rendering.marcher import march
+    z = torch.linspace(0, 1, 11).view(1, 1, 11, 1).expand(1, 3, 11, 1).contiguous()
+    solid = (z >= 0.35) & (z <= 0.85)  # matter at depths 0.4 ... 0.8
+    sigma = torch.where(solid, torch.tensor(100.0), torch.tensor(-20.0))
+    sigma[:, 2] = -20.0  # the third ray meets nothing
+    _, _, w, _ = march(torch.zeros(1, 3, 11, 3), sigma, z)
+    positive = torch.tensor([[True, False, True]])
+    idx, valid = inside_samples(w, z, sigma, positive, depth=0.35, count=5, generator=torch.Generator().manual_seed(0))
+    assert idx.shape == valid.shape == (1, 5)
+    # the surface is at 0.3 (the interval 0.3-0.4 holds the ray's weight): inside are 0.4, 0.5, 0.6 of ray 0
+    assert sorted(idx[valid > 0].tolist()) == [4, 5, 6] and valid.sum() == 3
+    idx, valid = inside_samples(w, z, sigma, positive, depth=10.0, count=2, generator=torch.Generator().manual_seed(0))
+    assert valid.sum() == 2 and set(idx.tolist()[0]) <= {4, 5, 6, 7, 8}  # at most count, drawn among 0.4 ... 0.8
+    positive[0, 0] = False
+    assert inside_samples(w, z, sigma, positive, 0.35, 5)[1].sum() == 0
+
+
+def test_the_inside_term_fits_the_mask_behind_the_surface_in_mask_steps(synth, tmp_path):
+    """lambda_inside: logged in the mask steps of a geometry edit, it changes the attention field it trains (same
+    seed, other weights; so does inside_negatives); refused for texture edits and without the mask."""
+    kw = dict(mask_prompt="hair", edit_prompt="a face with short hair", texture_only=False, enlarged_mask=True,
+              steps=2, afn_warmup=1, relevance_quantile=0.6, relevance_binarize=True)
+    plain = train_edit(synth, _cfg(**kw), tmp_path / "plain", progress=False)
+    inside = train_edit(synth, _cfg(lambda_inside=1.0, **kw), tmp_path / "inside", progress=False)
+    rows = [json.loads(line) for line in (inside / "train_log.jsonl").read_text().splitlines()]
+    assert all(0 < r["afn_inside"] <= 1 for r in rows)
+    assert all("afn_inside" not in json.loads(line) for line in (plain / "train_log.jsonl").read_text().splitlines())
+    both = train_edit(synth, _cfg(lambda_inside=1.0, inside_negatives=0.3, **kw), tmp_path / "both", progress=False)
+    a, b, c = (load_file(d / "modules.safetensors") for d in (plain, inside, both))
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("attention."))
+    assert any(not torch.equal(b[k], c[k]) for k in a if k.startswith("attention."))
+    for bad in (dict(lambda_inside=-1.0), dict(lambda_inside=1.0), dict(lambda_inside=1.0, texture_only=False,
+                                                                         use_mask=False),
+                dict(inside_negatives=0.1, texture_only=False),
+                dict(lambda_inside=1.0, texture_only=False, inside_negatives=-1.0)):
+        with pytest.raises(InputError, match="lambda_inside"):
+            _cfg(**bad).validate()
+    with pytest.raises(InputError, match="inside_depth"):
+        _cfg(inside_depth=0.0).validate()

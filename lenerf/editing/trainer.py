@@ -167,6 +167,19 @@ class EditConfig:
     #: labels (relevance_grow on hair) want 1; small parts' top-few-percent labels spread the mask at 1 under full
     #: balance, not with mask_pos_weight_max (docs/editing.md, "Every ray supervised", "Capped balance")
     mask_stride: int = 1
+    #: weight of a term that fits the mask to 1 inside the part (0 = off; geometry edits only): at the source's
+    #: occupied samples behind the surface of each supervised ray whose pseudo-label calls it the part, up to
+    #: inside_depth world units deep. The 2D mask loss reaches the mask only where the ray's weight is (the part's
+    #: surface); with coordinates as input it stays off below it, and an edit that removes the part's surface then
+    #: meets an unmasked inside (short hair's residue: docs/editing.md, "Short hair", "Inside the part")
+    lambda_inside: float = 0.0
+    #: with lambda_inside: how deep behind a ray's surface (its median-weight sample) the inside is supervised
+    inside_depth: float = 0.3
+    #: with lambda_inside: at most this many inside samples per image and step (drawn at random among them)
+    inside_samples: int = 4096
+    #: with lambda_inside: also fit the mask to 0 behind the surface of the rays whose pseudo-label is not the part,
+    #: up to this many world units deep (0 = off)
+    inside_negatives: float = 0.0
     #: attention-field-only steps before the edit steps (source render + relevance + mask update; no mapper, no
     #: CLIP edit loss): a mask learnt from many more heads and views than the mapper needs, at a fraction of the
     #: cost of a full step. The run then takes afn_warmup + steps (+ afn_cooldown) steps.
@@ -271,6 +284,15 @@ class EditConfig:
         if self.dn_xyz_frequencies < 0 or (self.dn_xyz_frequencies and not self.deformation):
             raise InputError(f"dn_xyz_frequencies must be >= 0 and needs the deformation network, got "
                              f"{self.dn_xyz_frequencies} with deformation={self.deformation}")
+        if self.lambda_inside < 0 or (self.lambda_inside and (self.texture_only or not self.use_mask)):
+            raise InputError("lambda_inside must be >= 0 and needs the mask (use_mask) and a geometry edit "
+                             "(texture_only false): a texture edit renders the mask at the surface only")
+        if self.inside_negatives < 0 or (self.inside_negatives and not self.lambda_inside):
+            raise InputError(f"inside_negatives must be >= 0 and is a side of the inside term (lambda_inside > 0), "
+                             f"got {self.inside_negatives}")
+        if not self.inside_depth > 0 or self.inside_samples < 1:
+            raise InputError(f"inside_depth must be > 0 and inside_samples >= 1, got {self.inside_depth} and "
+                             f"{self.inside_samples}")
         if not 0.5 <= self.fov_scale <= 3:
             raise InputError(f"fov_scale must be between 0.5 and 3, got {self.fov_scale}")
         if self.fov_scale != 1 and self.lambda_outside:
@@ -465,6 +487,13 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                                  pos_weight_max=cfg.mask_pos_weight_max)
                 loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                           + cfg.lambda_tv * ml["tv"])
+                if cfg.lambda_inside:  # the mask inside the part, behind the surface the 2D loss sees
+                    with torch.no_grad():
+                        sigma = src_field.decode(src.sample_features)[1].reshape(n, res * res, s_count, 1)[:, rays]
+                    ml["inside"] = _inside_loss(modules.attention, per_ray(desc_s), per_ray(x_all), ws, wt0,
+                                                per_ray(desc_t), w_sub, src.sample_depths[:, rays], sigma,
+                                                label[:n].flatten(1) > 0, cfg, gen)
+                    loss_a = loss_a + cfg.lambda_inside * ml["inside"]
                 opt_a.zero_grad(set_to_none=True)
                 loss_a.backward()
                 opt_a.step()
@@ -672,6 +701,51 @@ def grow_labels(rel: Tensor, wide: Tensor, images: Tensor, distance: float, conn
             break
         reached = step
     return reached
+
+
+#: a sample is inside matter where the source's density (softplus(sigma - 1), per world unit) reaches this
+INSIDE_DENSITY = 10.0
+
+
+def inside_samples(weights: Tensor, depths: Tensor, sigma: Tensor, positive: Tensor, depth: float, count: int,
+                   generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+    """Samples inside the part behind the surface: of rays [N, M] (``weights`` [N, M, S-1, 1] of their intervals,
+    sorted ``depths`` [N, M, S, 1], density logits ``sigma`` [N, M, S, 1]), those whose ``positive`` [N, M] is True
+    and whose weights reach 0.5, the samples deeper than the ray's median-weight depth by at most ``depth`` where
+    the density reaches :data:`INSIDE_DENSITY`. Returns indices [N, K] into the M*S samples (K = ``count``, or fewer
+    when an image has fewer samples in all) and a float ``valid`` [N, K] (1 where the index is such a sample; the
+    rest fill the count). Up to ``count`` are drawn at random (``generator``, a CPU generator) where there are more."""
+    n, m, s, _ = depths.shape
+    cum = weights[..., 0].cumsum(-1)  # [N, M, S-1]
+    reached = cum >= 0.5
+    first = reached.to(torch.int8).argmax(-1, keepdim=True)  # the first interval where half the weight is reached
+    surface = torch.gather(depths[..., 0], -1, first)  # [N, M, 1]
+    z = depths[..., 0]
+    inside = ((z > surface) & (z <= surface + depth) & (F.softplus(sigma[..., 0] - 1) >= INSIDE_DENSITY)
+              & (positive & reached[..., -1]).unsqueeze(-1)).reshape(n, m * s)
+    key = inside.to(torch.float32) + torch.rand(n, m * s, generator=generator).to(inside.device)
+    idx = key.topk(min(count, m * s), dim=1).indices
+    return idx, torch.gather(inside, 1, idx).to(sigma.dtype)
+
+
+def _inside_loss(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_t: Tensor | None,
+                 weights: Tensor, depths: Tensor, sigma: Tensor, part: Tensor, cfg: EditConfig,
+                 generator: torch.Generator) -> Tensor:
+    """``cfg.lambda_inside``'s term (a scalar in [0, 1]): the mean of 1 - mask at :func:`inside_samples` of the rays
+    whose ``part`` [N, M] is True (their pseudo-label), and with ``cfg.inside_negatives`` the mean of the mask behind
+    the other rays' surfaces, averaged. Rays [N, M]: desc_*/x [N, M*S, D], ``weights`` [N, M, S-1, 1], sorted
+    ``depths`` and density logits ``sigma`` [N, M, S, 1] of the source's render."""
+    sides = (True, False) if cfg.inside_negatives else (True,)
+    loss = 0.0
+    for side in sides:  # behind the part's surface -> 1, behind the rest's -> 0
+        idx, valid = inside_samples(weights, depths, sigma, part == side,
+                                    cfg.inside_depth if side else cfg.inside_negatives, cfg.inside_samples, generator)
+        sel = lambda t: None if t is None else torch.gather(  # noqa: E731
+            t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+        m = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))[..., 0]
+        err = 1 - m if side else m
+        loss = loss + (err * valid).sum() / valid.sum().clamp_min(1) / len(sides)
+    return loss
 
 
 def _strided_rays(res: int, stride: int, device) -> Tensor:
