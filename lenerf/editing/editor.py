@@ -36,7 +36,8 @@ from torch import Tensor, nn
 
 from ..fields import Field
 from ..generator import Generator, Preset, get_preset
-from ..rendering import composite_mask, eval_samples, march, merge_samples, render, sample_rays, weighted_samples
+from ..rendering import (composite_mask, eval_samples, gather_samples, march, merge_samples, render, sample_rays,
+                         weighted_samples)
 from ..rendering.sampling import importance_depths
 from .modules import AttentionField, DeformationField, LatentResidualMapper
 
@@ -425,8 +426,7 @@ class LocalEditor:
         pts = (origins.unsqueeze(-2) + src.sample_depths * dirs.unsqueeze(-2)).reshape(n, -1, 3)
         fs = src.sample_features.reshape(n, m_rays * s_count, -1)
         idx = weighted_samples(src.sample_weights)  # [N, K]
-        take = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
-        x, f = take(pts), take(fs)
+        x, f = gather_samples(pts, idx), gather_samples(fs, idx)
         masks = []
         for layer in layers:
             # the "attention" variant reads the target's descriptors too
@@ -437,9 +437,8 @@ class LocalEditor:
             else:  # mask first, then the target field only where the mask is not ~0 (|m| <= 1e-3 keeps F_s)
                 mk = layer._joined(layer.mask(x, f, None))
                 sub = weighted_samples(mk.unsqueeze(1), 1e-3, pad_neighbours=False)  # [N, K']
-                pick = lambda t: torch.gather(t, 1, sub.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
-                ft = layer.target.features(pick(x))
-                blended = torch.lerp(pick(f), ft, pick(mk).to(f.dtype))
+                ft = layer.target.features(gather_samples(x, sub))
+                blended = torch.lerp(gather_samples(f, sub), ft, gather_samples(mk, sub).to(f.dtype))
                 f = f.scatter(1, sub.unsqueeze(-1).expand(-1, -1, f.shape[-1]), blended)
             layer._record(mk)  # at x, where the later layers of its part join it
             masks.append(torch.zeros(n, fs.shape[1], 1, device=fs.device, dtype=mk.dtype).scatter(

@@ -32,7 +32,7 @@ from ..clip.losses import CLIP_LOSSES, clip_loss, mask_losses
 from ..clip.relevance import REFINE_SIGMA, images_at, otsu_thresholds, relevance_maps
 from ..errors import InputError
 from ..generator import Generator, Preset
-from ..rendering import composite_mask, march, render, sample_rays, weighted_samples
+from ..rendering import composite_mask, gather_samples, march, render, sample_rays, weighted_samples
 from ..training_state import TrainingState
 from .editor import EditModules
 
@@ -488,8 +488,8 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 loss_a = (cfg.lambda_mask * ml["mask"] + cfg.lambda_bin * ml["bin"] + cfg.lambda_minmax * ml["minmax"]
                           + cfg.lambda_tv * ml["tv"])
                 if cfg.lambda_inside:  # the mask inside the part, behind the surface the 2D loss sees
-                    with torch.no_grad():
-                        sigma = src_field.decode(src.sample_features)[1].reshape(n, res * res, s_count, 1)[:, rays]
+                    with torch.no_grad():  # the source's density at the supervised rays' samples
+                        sigma = src_field.decode(per_ray(src.sample_features))[1].reshape(n, -1, s_count, 1)
                     ml["inside"] = _inside_loss(modules.attention, per_ray(desc_s), per_ray(x_all), ws, wt0,
                                                 per_ray(desc_t), w_sub, src.sample_depths[:, rays], sigma,
                                                 label[:n].flatten(1) > 0, cfg, gen)
@@ -627,11 +627,10 @@ def _texture_step_colors(src_field, tgt_field, fs: Tensor, x: Tensor, m: Tensor,
     step - is evaluated only at the samples that carry weight (``weights`` [N, M, S-1, 1]) and the rest keep the
     source's colours. The same values as fusing at every sample, at a fraction of the cost."""
     idx = weighted_samples(weights)  # [N, K]: the samples _mask_at evaluated the mask at
-    sel = lambda t: torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))  # noqa: E731
     with torch.no_grad():
         colors, sigma = src_field.decode(fs)
-    fs_k, ft_k = sel(fs), tgt_field.features(sel(x))
-    colors_k = src_field.decode(torch.lerp(fs_k, ft_k, sel(m)))[0]
+    fs_k, ft_k = gather_samples(fs, idx), tgt_field.features(gather_samples(x, idx))
+    colors_k = src_field.decode(torch.lerp(fs_k, ft_k, gather_samples(m, idx)))[0]
     at = idx.unsqueeze(-1).expand(-1, -1, colors.shape[-1])
     raw_colors = colors.scatter(1, at, src_field.decode(ft_k)[0]) if raw else None
     return colors.scatter(1, at, colors_k), sigma, raw_colors
@@ -740,9 +739,7 @@ def _inside_loss(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, d
     for side in sides:  # behind the part's surface -> 1, behind the rest's -> 0
         idx, valid = inside_samples(weights, depths, sigma, part == side,
                                     cfg.inside_depth if side else cfg.inside_negatives, cfg.inside_samples, generator)
-        sel = lambda t: None if t is None else torch.gather(  # noqa: E731
-            t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
-        m = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))[..., 0]
+        m = attention(gather_samples(desc_s, idx), gather_samples(x, idx), ws, wt, gather_samples(desc_t, idx))[..., 0]
         err = 1 - m if side else m
         loss = loss + (err * valid).sum() / valid.sum().clamp_min(1) / len(sides)
     return loss
@@ -772,9 +769,7 @@ def _mask_at(attention, desc_s: Tensor, x: Tensor, ws: Tensor, wt: Tensor, desc_
     elsewhere -> [N, M, S, 1]. desc_*/x: [N, M*S, D]."""
     n, m_rays, s1, _ = weights.shape
     idx = weighted_samples(weights)
-    sel = lambda t: (None if t is None  # noqa: E731
-                     else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1])))
-    m_sel = attention(sel(desc_s), sel(x), ws, wt, sel(desc_t))
+    m_sel = attention(gather_samples(desc_s, idx), gather_samples(x, idx), ws, wt, gather_samples(desc_t, idx))
     m = torch.zeros(n, m_rays * (s1 + 1), 1, device=x.device, dtype=m_sel.dtype).scatter(1, idx.unsqueeze(-1), m_sel)
     return m.reshape(n, m_rays, s1 + 1, 1)
 
@@ -787,7 +782,7 @@ def _mask_at_target(attention, src_field, tgt_field, x: Tensor, ft: Tensor | Non
     n, m_rays, s, _ = x.shape
     idx = weighted_samples(weights)
     def sel(t: Tensor) -> Tensor:
-        return torch.gather(t.reshape(n, m_rays * s, -1), 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+        return gather_samples(t.reshape(n, m_rays * s, -1), idx)
 
     xs = sel(x)
     with torch.no_grad():

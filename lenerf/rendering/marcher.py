@@ -36,6 +36,12 @@ def composite_mask(mask: Tensor, weights: Tensor) -> Tensor:
     return (weights * (mask[..., :-1, :] + mask[..., 1:, :]) * 0.5).sum(-2)
 
 
+def gather_samples(t: Tensor | None, idx: Tensor) -> Tensor | None:
+    """Per-sample values t [N, P, C] at sample indices idx [N, K] (e.g. :func:`weighted_samples`) -> [N, K, C];
+    None stays None."""
+    return None if t is None else torch.gather(t, 1, idx.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+
 def weighted_samples(weights: Tensor, eps: float = 1e-4, pad_neighbours: bool = True) -> Tensor:
     """Indices [N, K] of the samples whose value in ``weights`` [N, M, S', 1] exceeds ``eps``; with
     ``pad_neighbours`` (interval weights [N, M, S-1, 1]) the samples at both ends of such an interval. K is the
