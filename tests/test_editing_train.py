@@ -326,7 +326,7 @@ def test_eval_edit_metrics_of_a_shipped_edit(synth):
     assert m["target_latent_rate"] == 1.0
     assert 0.0 <= m["iou3d_median"] <= 1.0 and m["psnr_out_median"] > 25
     assert "new_part_fill_median" not in m  # a texture edit grows no new part
-    assert not any(k.startswith("hair_iou3d") for k in m)  # the split by hair length is for hair masks
+    assert not any(k.startswith(("hair_iou3d", "hair_colour_fill")) for k in m)  # the splits by hair length: hair
     assert sheet.ndim == 3 and sheet.shape[-1] == 3
     off, _ = evaluate_edits(synth, [dataclasses.replace(edit, strength=0.0)], [{"eyes": "blue"}], ["eyes"],
                             heads=3, classifier=clf, views=views)
@@ -1194,6 +1194,10 @@ def test_shipped_hair_red_mask_covers_long_and_short_hair(synth):
     # measured: long 0.862, short 0.930; session 28's package (mask_stride 2): 0.760, 0.831
     assert m["hair_iou3d_long_median"] > 0.82 and m["hair_iou3d_short_median"] > 0.88, m
     assert m["psnr_out_median"] > 38, m  # measured 53.1 dB
+    # the colour fill by hair length: caps are red throughout (measured 0.999); long heads keep some strands of their
+    # colour where the mask is unsure (0.901; docs/editing.md, "Long strands"), and the split tells them apart
+    assert m["hair_colour_fill_short_median"] > 0.98, m
+    assert 0.8 < m["hair_colour_fill_long_median"] < m["hair_colour_fill_short_median"] - 0.05, m
 
 
 # measured on these 8 x 2: eyes 0.858 / 103.1 dB, lips 0.862 / 91.5 dB; session 24's packages (stride 2, full

@@ -25,8 +25,10 @@ render (its part memberships) where the head rendered from the target latent and
 where the edit shows the target's colour (nearer the target's render than the source's; :func:`_colour_fill`). The
 classifier reads a part's majority colour; this counts what is left in the old colour: a rim where the mask stops
 short of the part's edge, strands the mask misses, an eye grown around a recoloured centre (the stack ``eyes_big``
-then ``eyes_blue`` before session 24). Until session 38 it was ``eye_colour_fill``, for eye-size stacks only, by the
-nearest palette colour (which the world's shading, up to 35% darker at the silhouette, misreads for hair and skin).
+then ``eyes_blue`` before session 24); with a hair edit also split by the source's hair length
+(``hair_colour_fill_short`` / ``hair_colour_fill_long``). Until session 38 it was ``eye_colour_fill``, for eye-size
+stacks only, by the nearest palette colour (which the world's shading, up to 35% darker at the silhouette, misreads
+for hair and skin).
 """
 from __future__ import annotations
 
@@ -148,7 +150,8 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
     want = {k: ATTRIBUTES[k].index(val) for t in targets for k, val in t.items()}
     per_head = {"iou3d": [], "psnr_out": [], "psnr_in": [], "success": [], "identity": [], "success_changed": [],
                 "target_latent": [], "identity_views": [], "new_part_fill": [], "eye_area_ratio": [],
-                "eye_shape_iou": [], "colour_fill": [], "hair_iou3d_short": [], "hair_iou3d_long": []}
+                "eye_shape_iou": [], "colour_fill": [], "hair_iou3d_short": [], "hair_iou3d_long": [],
+                "hair_colour_fill_short": [], "hair_colour_fill_long": []}
     rates = ("success", "identity", "success_changed", "target_latent", "identity_views")
     sheet = []
     for h in range(heads):
@@ -180,8 +183,11 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
             size_ok = edited_eyes.sum().item() > (at_threshold == eye).sum().item()
         fill = _colour_fill(G, editor, ws, cams, wts, targets, parts, res, tgt_out,
                             torch.full((v,), same_area) if big_eyes else None)
+        length = G.attribute_names(ws[:1])[0]["hair_length"]
         if fill is not None:
             per_head["colour_fill"].append(fill)
+            if "hair" in parts:  # strands the mask misses show on long hair only
+                per_head[f"hair_colour_fill_{length}"].append(fill)
         region_d = dilate(region, 2)
         per_head["psnr_out"].append(psnr(res.edited_raw, res.source_raw, ~region_d).mean().item())
         per_head["psnr_in"].append(psnr(res.edited_raw, res.source_raw, region).mean().item())
@@ -207,7 +213,7 @@ def evaluate_edits(G: SyntheticHeads, edits: list[Edit], targets: list[dict[str,
                 hair_ious.append(ious[-1])
         per_head["iou3d"].append(float(np.mean(ious)))
         if hair_ious:  # a hair mask by the source's hair length: long hair is more than the cap
-            per_head[f"hair_iou3d_{G.attribute_names(ws[:1])[0]['hair_length']}"].append(float(np.mean(hair_ious)))
+            per_head[f"hair_iou3d_{length}"].append(float(np.mean(hair_ious)))
         # classifier
         if classifier is not None:
             ps = classifier.predict(res.source_raw)
