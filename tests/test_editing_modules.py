@@ -202,7 +202,10 @@ def test_editor_zero_and_full_masks_on_eg3d(tiny_G, tiny_golden):
             if expect == "source":
                 own = LocalEditor(tiny_G, [edit]).render(ws, c, preset="preview",
                                                          generator=torch.Generator().manual_seed(1))
-                assert torch.equal(own.edited_raw, res.edited_raw)  # no mask on: no depth added
+                # no mask on: no depth added. Not bitwise: the two paths evaluate the field in batches of other
+                # shapes, and with 2 threads a reduction splits differently (6e-8 on a 2-core AMD EPYC, session 41;
+                # equal with 1 thread); a kept depth would move colours by orders of magnitude more
+                assert torch.allclose(own.edited_raw, res.edited_raw, rtol=0, atol=1e-6)
                 assert torch.allclose(res.edited_raw, res.source_raw, atol=1e-5)
                 assert res.mask.max() < 1e-6
             else:
