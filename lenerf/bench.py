@@ -112,8 +112,9 @@ def _print_table(result: dict) -> None:
 def bench_synthetic(repeats: int = 5) -> dict:
     """ms per frame of the synthetic heads field at 64^2 and 128^2 (its own 24 + 24 samples, no superresolution),
     with 1 and 2 torch threads, batch 1, the field rebuilt every frame (it is cheap); then, with 2 threads at 64^2,
-    an edited frame (source + edited + mask) of the shipped ``eyes_blue`` (texture only) and ``hair_long`` (new
-    shape: with the edited field's importance pass, and without it, ``edited_importance=0``)."""
+    an edited frame (source + edited + mask) of the shipped ``eyes_blue`` (texture only), ``hair_long`` (new
+    shape) and ``eyes_big`` (a deformation), the last two with the edited field's importance pass and without it
+    (``edited_importance=0``)."""
     from .generator import Preset
     from .pipeline import latent_from_seed
     from .synthetic import SyntheticHeads
@@ -135,7 +136,8 @@ def bench_synthetic(repeats: int = 5) -> dict:
                     "ms_per_frame": round(median * 1000, 1), "runs_ms": [round(r * 1000, 1) for r in runs]}
         from .editing import LocalEditor, load_edit
         from .studio.configs import SHIPPED_EDITS
-        for name, extra in (("eyes_blue", None), ("hair_long", None), ("hair_long", 0)):
+        for name, extra in (("eyes_blue", None), ("hair_long", None), ("hair_long", 0), ("eyes_big", None),
+                            ("eyes_big", 0)):
             editor = LocalEditor(G, [load_edit(SHIPPED_EDITS / name)[0]])
             with torch.no_grad():
                 median, runs = _time(lambda: editor.render(ws, c, preset="preview", generator=gen.manual_seed(0),

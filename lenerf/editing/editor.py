@@ -390,7 +390,9 @@ class LocalEditor:
         at ``extra`` depths per ray drawn from that render's weights; a new depth is kept only where an edit's mask
         is on (> 1e-3; else it becomes a copy of the ray's last sample: an interval of length 0, weight 0), and a
         ray keeps exactly its render at the source's samples unless one is kept. The new depths' masks are not
-        recorded: the mask is rendered at the source's samples with the source's weights."""
+        recorded: the mask is rendered at the source's samples with the source's weights. Only the rays where an
+        edit's mask is on at one of the source's samples get the new depths (the mask varies slowly between two
+        samples; a frame's rays are chosen once for all its views, their union), so a small part costs little."""
         n, m_rays, s_count, _ = depths.shape
         u_all = torch.rand(n * m_rays, extra, device=origins.device, dtype=origins.dtype,
                            generator=generator).reshape(n, m_rays, extra)
@@ -399,23 +401,34 @@ class LocalEditor:
         for a in range(0, m_rays, rays_per_chunk):
             b = min(m_rays, a + rays_per_chunk)
             o, d, z0 = origins[:, a:b], dirs[:, a:b], depths[:, a:b]
+            counts = [len(layer.masks) for layer in layers]
             c0, s0, _ = eval_samples(field, o, d, z0)  # the layers record their masks here
             comp, _, w, _ = march(c0, s0, z0)
-            z_new = torch.sort(importance_depths(z0, w, u_all[:, a:b].reshape(-1, extra)), dim=-2).values
-            counts = [len(layer.masks) for layer in layers]
-            c1, s1, _ = eval_samples(field, o, d, z_new)
-            on = torch.zeros(n, b - a, extra, 1, dtype=torch.bool, device=origins.device)
+            col, opa = settings.to_colors(comp, w.sum(-2)), w.sum(-2)
+            near = torch.zeros(n, b - a, dtype=torch.bool, device=origins.device)
             for layer, c in zip(layers, counts):
-                on |= torch.cat(layer.masks[c:], 1).reshape(n, b - a, extra, 1) > 1e-3
-                del layer.masks[c:]
-            last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
-            keep = lambda new, old: torch.where(on, new, last(old))  # noqa: E731
-            z, c_all, s_all = merge_samples(z0, keep(z_new, z0), (c0, keep(c1, c0)), (s0, keep(s1, s0)))
-            comp_all, _, w_all, _ = march(c_all, s_all, z)
-            ray = on.any(-2)
-            colors.append(torch.where(ray, settings.to_colors(comp_all, w_all.sum(-2)),
-                                      settings.to_colors(comp, w.sum(-2))))
-            opacity.append(torch.where(ray, w_all.sum(-2), w.sum(-2)))
+                near |= (torch.cat(layer.masks[c:], 1).reshape(n, b - a, s_count) > 1e-3).any(-1)
+            sel = near.any(0).nonzero().squeeze(1)  # [R]: rays with the mask on in some view
+            if sel.numel():
+                pick = lambda t: t[:, sel]  # noqa: E731
+                z0, c0, s0, w = pick(z0), pick(c0), pick(s0), pick(w)
+                u = u_all[:, a:b][:, sel].reshape(-1, extra)
+                z_new = torch.sort(importance_depths(z0, w, u), dim=-2).values
+                counts = [len(layer.masks) for layer in layers]
+                c1, s1, _ = eval_samples(field, pick(o), pick(d), z_new)
+                on = torch.zeros(n, sel.numel(), extra, 1, dtype=torch.bool, device=origins.device)
+                for layer, c in zip(layers, counts):
+                    on |= torch.cat(layer.masks[c:], 1).reshape(n, sel.numel(), extra, 1) > 1e-3
+                    del layer.masks[c:]
+                last = lambda t: t[..., -1:, :].expand(-1, -1, extra, -1)  # noqa: E731
+                keep = lambda new, old: torch.where(on, new, last(old))  # noqa: E731
+                z, c_all, s_all = merge_samples(z0, keep(z_new, z0), (c0, keep(c1, c0)), (s0, keep(s1, s0)))
+                comp_all, _, w_all, _ = march(c_all, s_all, z)
+                ray = on.any(-2)
+                col[:, sel] = torch.where(ray, settings.to_colors(comp_all, w_all.sum(-2)), col[:, sel])
+                opa[:, sel] = torch.where(ray, w_all.sum(-2), opa[:, sel])
+            colors.append(col)
+            opacity.append(opa)
         return torch.cat(colors, 1), torch.cat(opacity, 1)
 
     @staticmethod
