@@ -434,6 +434,18 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))
     eg3d = EditConfig("eyes", "a face with small eyes", generator="ffhq")
     assert "untick 'Texture only'" in shape_note(eg3d)
+    # comparatives name a shape too (session 41): the texture-only note, the part's shape recipe with the geometry
+    # (no "other way" note for "longer" with hair_long's "long"), and first that MiniCLIP knows the base word only
+    longer = studio.make_config("synthetic", "hair", "a face with longer hair")
+    assert longer.texture_only and "'longer' asks for a change of shape" in shape_note(longer)
+    longer_geo = studio.make_config("synthetic", "hair", "a face with longer hair", texture_only=False)
+    assert longer_geo.clip == "miniclip-length" and not longer_geo.texture_only  # hair_long's settings
+    note = shape_note(longer_geo)
+    assert note.startswith("'longer': the synthetic world's MiniCLIPs were taught 'long'") and "say 'long'" in note
+    assert "other way" not in note
+    shorter = shape_note(studio.make_config("synthetic", "hair", "a face with shorter hair", texture_only=False))
+    assert "say 'short'" in shorter and "which learn 'long'. The other way" in shorter
+    assert "untick 'Texture only'" in shape_note(EditConfig("hair", "a face with longer hair", generator="ffhq"))
     q = TrainingQueue()
     job = q.submit("x", "me", 3, lambda j: Path("."), note=shape_note(long_hair))
     assert "'long' asks for a change of shape" in describe_job(job)  # queued, running or done: it is shown

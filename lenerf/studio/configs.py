@@ -54,6 +54,12 @@ MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_
 
 #: words of an edit prompt that ask for another shape (what a texture-only edit, which keeps the geometry, cannot do)
 SHAPE_WORDS = ("long", "short", "big", "small", "large", "tall", "wide", "narrow", "thin", "thick", "round")
+#: their comparatives ("longer hair" asks for the change "long hair" does): :func:`names_shape` finds them too, and a
+#: shape recipe that learns "long" is the recipe for "longer"; in the synthetic world :func:`shape_note` says that
+#: its MiniCLIPs know the base words only (docs/app.md, "Comparatives")
+SHAPE_COMPARATIVES = {"longer": "long", "shorter": "short", "bigger": "big", "smaller": "small", "larger": "large",
+                      "taller": "tall", "wider": "wide", "narrower": "narrow", "thinner": "thin", "thicker": "thick",
+                      "rounder": "round"}
 
 
 def shape_note(cfg: EditConfig) -> str:
@@ -66,11 +72,24 @@ def shape_note(cfg: EditConfig) -> str:
     the network when the part's recipe grows it without (`hair_long`: "hair" with "long hair" and the switch, which
     trained 940 s and grew no hair in session 34). An edit that takes a shape recipe's settings for a shape word its
     recipe does not name ("short hair" with `hair_long`'s) is told that the other way is not learnt (docs/editing.md,
-    "Short hair")."""
+    "Short hair"). A comparative ("longer") in the synthetic world is told first that the world's MiniCLIPs were
+    taught the base word only: "a face with longer hair" with `hair_long`'s settings lengthened no hair."""
     sources = {w for s in cfg.source_prompts for w in _words(s)}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
         return ""
+    more = [w for w in words if w in SHAPE_COMPARATIVES]
+    if cfg.generator == "synthetic" and more:
+        note = _shape_word_note(cfg, words)
+        return (f"'{more[0]}': the synthetic world's MiniCLIPs were taught '{SHAPE_COMPARATIVES[more[0]]}', not "
+                f"comparatives; 'a face with longer hair' with the hair_long recipe's settings lengthened the hair of "
+                f"none of 10 short-haired held-out heads (docs/app.md): say '{SHAPE_COMPARATIVES[more[0]]}'."
+                + (" " + note if note else ""))
+    return _shape_word_note(cfg, words)
+
+
+def _shape_word_note(cfg: EditConfig, words: list[str]) -> str:
+    """:func:`shape_note` for the shape words ``words`` (those of the edit prompt that no source prompt names)."""
     if not cfg.texture_only:
         network = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=True)
         mapper = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=False)
@@ -94,7 +113,7 @@ def _other_way_note(cfg: EditConfig, words: list[str]) -> str:
     recipe's own edit prompt does not name; "" otherwise."""
     name = part_shape_recipe(cfg.generator, cfg.mask_prompt, deformation=cfg.deformation)
     own = names_shape(_recipe_configs(cfg.generator)[name].get("edit_prompt", "")) if name else []
-    if not own or set(words) & set(own):
+    if not own or _shape_base(words) & _shape_base(own):
         return ""
     return (f"'{words[0]}': this edit takes the shipped {name} recipe's settings, which learn '{own[0]}'. The other "
             f"way is unmeasured or not learnt: with hair_long's settings 'a face with short hair' shortened the hair "
@@ -206,8 +225,14 @@ def _words(text: str) -> list[str]:
 
 
 def names_shape(edit_prompt: str) -> list[str]:
-    """The words of ``edit_prompt`` that ask for another shape (:data:`SHAPE_WORDS`), in order."""
-    return [w for w in _words(edit_prompt) if w in SHAPE_WORDS]
+    """The words of ``edit_prompt`` that ask for another shape (:data:`SHAPE_WORDS` and
+    :data:`SHAPE_COMPARATIVES`), in order."""
+    return [w for w in _words(edit_prompt) if w in SHAPE_WORDS or w in SHAPE_COMPARATIVES]
+
+
+def _shape_base(words: list[str]) -> set[str]:
+    """The shape words of ``words`` with comparatives as their base word ("longer" -> "long")."""
+    return {SHAPE_COMPARATIVES.get(w, w) for w in words}
 
 
 def _named(prompt: str, sources: list[str]) -> list[bool]:
@@ -336,6 +361,6 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
     return out
 
 
-__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS", "SYNTHETIC_DEFORMATION",
-           "fill_threshold", "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks",
+__all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_COMPARATIVES", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS",
+           "SYNTHETIC_DEFORMATION", "fill_threshold", "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks",
            "part_shape_recipe", "recipes", "shape_note", "variant_source_prompts"]
