@@ -73,7 +73,7 @@ def shape_note(cfg: EditConfig) -> str:
     trained 940 s and grew no hair in session 34). An edit that takes a shape recipe's settings for a shape word its
     recipe does not name ("short hair" with `hair_long`'s) is told that the other way is not learnt (docs/editing.md,
     "Short hair"). A comparative ("longer") in the synthetic world is told first that the world's MiniCLIPs were
-    taught the base word only: "a face with longer hair" with `hair_long`'s settings lengthened no hair."""
+    taught the base word only: "a face with longer hair" with `hair_long`'s settings grew no head's hair to long."""
     sources = {w for s in cfg.source_prompts for w in _words(s)}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
@@ -82,8 +82,9 @@ def shape_note(cfg: EditConfig) -> str:
     if cfg.generator == "synthetic" and more:
         note = _shape_word_note(cfg, words)
         return (f"'{more[0]}': the synthetic world's MiniCLIPs were taught '{SHAPE_COMPARATIVES[more[0]]}', not "
-                f"comparatives; 'a face with longer hair' with the hair_long recipe's settings lengthened the hair of "
-                f"none of 10 short-haired held-out heads (docs/app.md): say '{SHAPE_COMPARATIVES[more[0]]}'."
+                f"comparatives; 'a face with longer hair' with the hair_long recipe's settings grew the hair only "
+                f"partway, on none of 10 short-haired held-out heads to long hair (docs/app.md): say "
+                f"'{SHAPE_COMPARATIVES[more[0]]}'."
                 + (" " + note if note else ""))
     return _shape_word_note(cfg, words)
 
