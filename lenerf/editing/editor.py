@@ -404,7 +404,8 @@ class LocalEditor:
             counts = [len(layer.masks) for layer in layers]
             c0, s0, _ = eval_samples(field, o, d, z0)  # the layers record their masks here
             comp, _, w, _ = march(c0, s0, z0)
-            col, opa = settings.to_colors(comp, w.sum(-2)), w.sum(-2)
+            opa = w.sum(-2)
+            col = settings.to_colors(comp, opa)
             near = torch.zeros(n, b - a, dtype=torch.bool, device=origins.device)
             for layer, c in zip(layers, counts):
                 near |= (torch.cat(layer.masks[c:], 1).reshape(n, b - a, s_count) > 1e-3).any(-1)
@@ -424,9 +425,9 @@ class LocalEditor:
                 keep = lambda new, old: torch.where(on, new, last(old))  # noqa: E731
                 z, c_all, s_all = merge_samples(z0, keep(z_new, z0), (c0, keep(c1, c0)), (s0, keep(s1, s0)))
                 comp_all, _, w_all, _ = march(c_all, s_all, z)
-                ray = on.any(-2)
-                col[:, sel] = torch.where(ray, settings.to_colors(comp_all, w_all.sum(-2)), col[:, sel])
-                opa[:, sel] = torch.where(ray, w_all.sum(-2), opa[:, sel])
+                ray, opa_all = on.any(-2), w_all.sum(-2)
+                col[:, sel] = torch.where(ray, settings.to_colors(comp_all, opa_all), col[:, sel])
+                opa[:, sel] = torch.where(ray, opa_all, opa[:, sel])
             colors.append(col)
             opacity.append(opa)
         return torch.cat(colors, 1), torch.cat(opacity, 1)
