@@ -789,6 +789,7 @@ def test_the_importance_pass_reads_only_the_rays_a_mask_reaches(synth, monkeypat
     more than without the pass (session 41, `bench synthetic` on an AMD EPYC: 1.40-1.56x -> 0.99-1.09x); the rest
     keep their render at the source's samples."""
     import lenerf.editing.editor as E
+    from lenerf.generator import PRESETS
     from lenerf.synthetic.data import EVAL_SEED_BASE, latents
     edit, _ = load_edit(ROOT / "checkpoints" / "edits" / "eyes_big")
     calls, real = [], E.eval_samples
@@ -803,7 +804,8 @@ def test_the_importance_pass_reads_only_the_rays_a_mask_reaches(synth, monkeypat
     with torch.no_grad():
         res = editor.render(ws, c, preset="preview", generator=torch.Generator().manual_seed(0))
         plain = editor.render(ws, c, preset="preview", generator=torch.Generator().manual_seed(0), edited_importance=0)
-    rays = sum(r for r, k in calls if k == 24)  # rays given new depths (24: the preview's importance count)
+    extra = PRESETS["preview"].depth_resolution_importance  # the preview's importance count: the new depths per ray
+    rays = sum(r for r, k in calls if k == extra)  # rays given new depths
     all_rays = res.source_raw.shape[-1] * res.source_raw.shape[-2]
     assert 0 < rays < 0.2 * all_rays, (rays, all_rays, calls)  # measured 534 of 4096 (every ray before)
     changed = (res.edited_raw - plain.edited_raw).abs().amax(1) > 1e-5  # [1, R, R]
