@@ -434,17 +434,26 @@ def test_a_texture_edit_that_names_a_shape_gets_a_note(studio):
     assert "deformation network" in shape_note(studio.make_config("synthetic", "eyes", "a face with Big, blue eyes"))
     eg3d = EditConfig("eyes", "a face with small eyes", generator="ffhq")
     assert "untick 'Texture only'" in shape_note(eg3d)
-    # comparatives name a shape too (session 41): the texture-only note, the part's shape recipe with the geometry
-    # (no "other way" note for "longer" with hair_long's "long"), and first that MiniCLIP knows the base word only
+    # comparatives name a shape too (session 41): the texture-only note; with the geometry the part's shape recipe,
+    # which learns the change a comparative of its own prompt asks for (session 42): its destination is no start,
+    # its own prompts guide too, and no note (measured: 'longer hair' and 'bigger eyes' reach long hair / big eyes)
     longer = studio.make_config("synthetic", "hair", "a face with longer hair")
-    assert longer.texture_only and "'longer' asks for a change of shape" in shape_note(longer)
+    assert longer.texture_only and shape_note(longer).startswith("'longer' asks for a change of shape")
     longer_geo = studio.make_config("synthetic", "hair", "a face with longer hair", texture_only=False)
     assert longer_geo.clip == "miniclip-length" and not longer_geo.texture_only  # hair_long's settings
-    note = shape_note(longer_geo)
-    assert note.startswith("'longer': the synthetic world's MiniCLIPs were taught 'long'") and "say 'long'" in note
-    assert "other way" not in note
-    shorter = shape_note(studio.make_config("synthetic", "hair", "a face with shorter hair", texture_only=False))
-    assert "say 'short'" in shorter and "which learn 'long'. The other way" in shorter
+    assert longer_geo.source_prompts == ["a face with short hair"]  # not "a face with long hair" too (session 41)
+    assert longer_geo.extra_edit_prompts == ["a face with long hair", "long hair"] and shape_note(longer_geo) == ""
+    bigger = studio.make_config("synthetic", "eyes", "a face with Bigger eyes", deformation=True)
+    assert bigger.source_prompts == ["a face with small eyes"] and shape_note(bigger) == ""
+    assert bigger.extra_edit_prompts == ["a face with big eyes", "big eyes"]
+    # another prompt with a comparative: MiniCLIP was never taught comparatives, say the base word
+    red = studio.make_config("synthetic", "hair", "a face with longer red hair", texture_only=False)
+    assert red.extra_edit_prompts == [] and red.source_prompts == ["a face with short hair"]
+    assert shape_note(red).startswith("'longer': the synthetic world's MiniCLIPs were never taught comparatives")
+    assert "say 'long'" in shape_note(red) and "other way" not in shape_note(red)
+    shorter = studio.make_config("synthetic", "hair", "a face with shorter hair", texture_only=False)
+    assert shorter.source_prompts == ["a face with long hair"] and shorter.extra_edit_prompts == []
+    assert "say 'short'" in shape_note(shorter) and "which learn 'long'. The other way" in shape_note(shorter)
     assert "untick 'Texture only'" in shape_note(EditConfig("hair", "a face with longer hair", generator="ffhq"))
     q = TrainingQueue()
     job = q.submit("x", "me", 3, lambda j: Path("."), note=shape_note(long_hair))

@@ -72,20 +72,23 @@ def shape_note(cfg: EditConfig) -> str:
     the network when the part's recipe grows it without (`hair_long`: "hair" with "long hair" and the switch, which
     trained 940 s and grew no hair in session 34). An edit that takes a shape recipe's settings for a shape word its
     recipe does not name ("short hair" with `hair_long`'s) is told that the other way is not learnt (docs/editing.md,
-    "Short hair"). A comparative ("longer") in the synthetic world is told first that the world's MiniCLIPs were
-    taught the base word only: "a face with longer hair" with `hair_long`'s settings grew no head's hair to long."""
+    "Short hair"). A shape edit with a comparative ("longer") in the synthetic world, whose MiniCLIPs were never
+    taught comparatives, is told so unless its prompt is a shape recipe's own with the base word (then that recipe's
+    prompts guide too, :func:`for_prompts`): "a face with bigger eyes" guided by itself alone grew the eyes 1.24x, to
+    big on none of 20 held-out heads (docs/app.md, "Comparatives")."""
     sources = {w for s in cfg.source_prompts for w in _words(s)}
     words = [w for w in names_shape(cfg.edit_prompt) if w not in sources]
     if not words:
         return ""
     more = [w for w in words if w in SHAPE_COMPARATIVES]
-    if cfg.generator == "synthetic" and more:
+    guided = _is_comparative_of(cfg.edit_prompt, cfg.extra_edit_prompts)
+    if cfg.generator == "synthetic" and more and not cfg.texture_only and not guided:
         note = _shape_word_note(cfg, words)
-        return (f"'{more[0]}': the synthetic world's MiniCLIPs were taught '{SHAPE_COMPARATIVES[more[0]]}', not "
-                f"comparatives; 'a face with longer hair' with the hair_long recipe's settings grew the hair only "
-                f"partway, on none of 10 short-haired held-out heads to long hair (docs/app.md): say "
-                f"'{SHAPE_COMPARATIVES[more[0]]}'."
-                + (" " + note if note else ""))
+        base = SHAPE_COMPARATIVES[more[0]]
+        return (f"'{more[0]}': the synthetic world's MiniCLIPs were never taught comparatives, and this prompt is no "
+                f"shipped recipe's with '{base}' (whose prompts would guide too): 'a face with bigger eyes' guided by "
+                f"itself alone grew the eyes 1.24x, on none of 20 held-out heads to big eyes (docs/app.md): say "
+                f"'{base}'." + (" " + note if note else ""))
     return _shape_word_note(cfg, words)
 
 
@@ -236,12 +239,26 @@ def _shape_base(words: list[str]) -> set[str]:
     return {SHAPE_COMPARATIVES.get(w, w) for w in words}
 
 
+def _base_words(prompt: str) -> str:
+    """``prompt`` with each comparative as its base word ("a face with bigger eyes" -> "a face with big eyes")."""
+    return " ".join(SHAPE_COMPARATIVES.get(w, w) for w in _words(prompt))
+
+
+def _is_comparative_of(prompt: str, prompts: list[str]) -> bool:
+    """Whether ``prompt`` holds a comparative and with each as its base word is one of ``prompts``."""
+    return (any(w in SHAPE_COMPARATIVES for w in _words(prompt))
+            and _norm(_base_words(prompt)) in {_norm(p) for p in prompts})
+
+
 def _named(prompt: str, sources: list[str]) -> list[bool]:
     """For each of ``sources``: whether ``prompt`` names it - every word of it that the sources do not all share
-    ("a face with ... eyes") is one of the prompt's words."""
+    ("a face with ... eyes") is one of the prompt's words, a comparative counting as its base word ("a face with
+    longer hair" names "a face with long hair": a start that is already the destination)."""
     words = [set(s.lower().split()) for s in sources]
     shared = set.intersection(*words) if len(words) > 1 else set()
-    return [w - shared <= set(prompt.lower().split()) for w in words]
+    said = set(prompt.lower().split())
+    said |= _shape_base(list(said))
+    return [w - shared <= said for w in words]
 
 
 def for_prompts(base: dict, mask_prompt: str, edit_prompt: str) -> dict:
@@ -251,7 +268,9 @@ def for_prompts(base: dict, mask_prompt: str, edit_prompt: str) -> dict:
     (they rephrase the recipe's own edit prompt: `eyes_blue`'s "blue eyes" pulled a new "green eyes" edit to blue)
     and takes as source prompts the recipe's source prompts and its own edit prompt (the part's other variants: small
     eyes are a start for big ones), less those the new edit prompt names ("a face with big eyes" for "a face with
-    big eyes"); none left -> "a face"."""
+    big eyes"); none left -> "a face". A comparative of the recipe's own edit prompt (the prompt with its
+    comparatives as their base words is one of the recipe's prompts: "a face with bigger eyes" for `eyes_big`) keeps
+    the recipe's prompts as extra edit prompts (docs/app.md, "Comparatives")."""
     base = dict(base)
     if (base.get("mask_prompt"), base.get("edit_prompt")) == (mask_prompt, edit_prompt):
         return base
@@ -259,7 +278,13 @@ def for_prompts(base: dict, mask_prompt: str, edit_prompt: str) -> dict:
     own = base.get("edit_prompt", "")
     if _norm(own) == _norm(edit_prompt):
         return base
-    base["extra_edit_prompts"] = []
+    own_prompts = [own, *base.get("extra_edit_prompts", [])]
+    if _is_comparative_of(edit_prompt, own_prompts):
+        # a comparative of the recipe's own prompt ("a face with bigger eyes" for "a face with big eyes") asks for
+        # its change: its own prompts guide too (the synthetic world's MiniCLIPs were never taught comparatives)
+        base["extra_edit_prompts"] = [p for p in own_prompts if _norm(p) != _norm(edit_prompt)]
+    else:
+        base["extra_edit_prompts"] = []
     sources = list(dict.fromkeys(s for s in [*base.get("source_prompts", []), own] if s))
     base["source_prompts"] = [s for s, n in zip(sources, _named(edit_prompt, sources)) if not n] or ["a face"]
     return base
