@@ -316,7 +316,7 @@ def bench_inversion(steps: int = 10, threads: int = 2) -> dict:
 
 
 def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, device: str = "cpu",
-                in_thread: bool = False, gate: bool = False) -> dict:
+                in_thread: bool = False, gate: bool = False, probe_every: float = 0.0) -> dict:
     """Seconds per training step of a shipped recipe (``checkpoints/edits/RECIPE.json``), by phase: ``steps`` steps
     of each phase the recipe has (mask warm-up, edit, mask cool-down), the median of each phase after its first
     step, and the run they project to at the recipe's own step counts (compare with its package's
@@ -325,7 +325,10 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
     thread, as the app did before session 35 (its worker trained while other threads rendered). ``gate``: as the app
     now: the generator's loading, the render and the training go through a :class:`lenerf.studio.ComputeGate`
     (one compute thread), the render from the main thread, the training from a worker thread (the training
-    queue's), each step in ``gate.step()``."""
+    queue's), each step in ``gate.step()``. ``probe_every`` (with ``gate``): every that many seconds the main
+    thread asks the gate to run an empty interactive task, as a preview asks it, and the result gives how long each
+    waited (its median and maximum per phase of the step it arrived in): the time a preview waits for the step in
+    flight."""
     import json
     import os
     import tempfile
@@ -348,18 +351,26 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
     if in_thread and gate:
         from .errors import InputError
         raise InputError("bench train: --in-thread or --gate, not both")
+    if probe_every and not gate:
+        from .errors import InputError
+        raise InputError("bench train: --probe-every needs --gate (it times requests to the app's compute thread)")
     from .studio.jobs import ComputeGate
     compute = ComputeGate() if gate else None
     load = lambda: load_generator(cfg.generator, device=device)  # noqa: E731
     G = compute.run(load) if gate else load()
     times: dict[str, list[float]] = {}
     last = [time.perf_counter()]
+    phase_now = ["mask warm-up" if counts["mask warm-up"] else "edit"]  # the phase of the step in flight
 
     def tick(info: dict) -> None:
         now = time.perf_counter()
         times.setdefault(info["phase"], []).append(now - last[0])
         last[0] = now
+        done, edit_end = info["step"], cfg.afn_warmup + cfg.steps
+        phase_now[0] = ("mask warm-up" if done < cfg.afn_warmup else "edit" if done < edit_end
+                        else "mask cool-down" if done < edit_end + cfg.afn_cooldown else "writing the package")
 
+    waits: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="lenerf_bench_train_") as tmp:
         def run(step_guard=None) -> None:
             last[0] = time.perf_counter()
@@ -370,7 +381,12 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
             compute.run(view) if gate else view()
             job = (lambda: compute.run(run, compute.step, interactive=False)) if gate else run
             with ThreadPoolExecutor(1, thread_name_prefix="bench-train-worker") as worker:
-                worker.submit(job).result()  # re-raises the worker's error here
+                future = worker.submit(job)
+                while probe_every and not future.done():  # a preview's wait for the step in flight
+                    time.sleep(probe_every)
+                    phase, asked = phase_now[0], time.perf_counter()
+                    waits.setdefault(phase, []).append(compute.run(time.perf_counter) - asked)
+                future.result()  # re-raises the worker's error here
         else:
             run()
     rows = {phase: {"median_s_per_step": round(statistics.median(ts[1:] or ts), 3), "steps_timed": len(ts),
@@ -379,6 +395,12 @@ def bench_train(recipe: str = "eyes_big", steps: int = 10, threads: int = 2, dev
     for phase, r in rows.items():
         print(f"{recipe}: {phase:<15} {r['median_s_per_step']:.3f} s/step (x {r['recipe_steps']} in the recipe)")
     print(f"{recipe}: projected full run {projected:.0f} s")
+    for phase, wait in waits.items():
+        rows.setdefault(phase, {}).update(request_wait_median_s=round(statistics.median(wait), 3),
+                                          request_wait_max_s=round(max(wait), 3), requests=len(wait),
+                                          request_waits_s=[round(w, 3) for w in wait])
+        print(f"{recipe}: {phase:<15} a request waited {statistics.median(wait):.3f} s (median), "
+              f"{max(wait):.3f} s (max), {len(wait)} requests")
     return {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {threads} threads",
             "torch": torch.__version__, "device": device, "recipe": recipe, "in_thread": in_thread, "gate": gate,
             "phases": rows,

@@ -57,7 +57,8 @@ def cmd_bench(a) -> int:
     from .bench import bench_app, bench_inversion, bench_relevance, bench_render, bench_synthetic, bench_train
     if a.what == "train":
         result = bench_train(a.train_recipe or "eyes_big", steps=a.train_steps or (3 if a.quick else 10),
-                             threads=a.threads or 2, device=_device(a.device), in_thread=a.in_thread, gate=a.gate)
+                             threads=a.threads or 2, device=_device(a.device), in_thread=a.in_thread, gate=a.gate,
+                             probe_every=a.probe_every)
         if a.json == "outputs/bench_render.json":
             how = "_in_thread" if a.in_thread else "_gate" if a.gate else ""
             a.json = f"outputs/bench_train_{result['recipe']}{how}.json"
@@ -566,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "its compute thread)")
     b.add_argument("--gate", action="store_true",
                    help="train: render and train through a ComputeGate, from the main and a worker thread (as the app)")
+    b.add_argument("--probe-every", type=float, default=0.0,
+                   help="train --gate: every that many seconds ask the compute thread for an empty request, as a "
+                        "preview does, and report how long it waited")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -497,6 +497,26 @@ def test_offset_sparsity_term_keeps_the_deformation_near_the_identity(synth, tmp
         train_edit(synth, _cfg(lambda_offset=-1.0, **kw), tmp_path / "x", progress=False)
 
 
+def test_step_guard_lets_waiting_requests_run_within_an_edit_step(synth, tmp_path):
+    """``step_guard`` is entered at each step and twice more within an edit step (before the mapper's half and
+    before its backward pass): a preview waits for part of a step, not a whole one (`bench train --gate
+    --probe-every`, docs/speed.md). What runs there leaves the training as it was."""
+    from contextlib import contextmanager
+    entered = []
+
+    @contextmanager
+    def guard():
+        entered.append(torch.rand(1, generator=torch.Generator().manual_seed(len(entered))))  # a request's work
+        yield
+
+    cfg = _cfg(steps=2, afn_warmup=1, save_every=100)
+    with_guard = train_edit(synth, cfg, tmp_path / "g", progress=False, step_guard=guard)
+    assert len(entered) == 1 + 2 * 3  # a mask warm-up step: once; an edit step: three times
+    plain = train_edit(synth, cfg, tmp_path / "p", progress=False)
+    a, b = load_file(with_guard / "modules.safetensors"), load_file(plain / "modules.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_bench_train_times_each_phase_of_a_shipped_recipe(monkeypatch):
     """``python -m lenerf bench train``: a few steps of each phase the recipe has, timed by the trainer's callback,
     projected to the recipe's own step counts; an unknown recipe is an input error."""
@@ -521,8 +541,13 @@ def test_bench_train_times_each_phase_of_a_shipped_recipe(monkeypatch):
         assert all(p["steps_timed"] == 1 and p["median_s_per_step"] > 0 for p in t["phases"].values())
 
         # as the app since session 35: both through one compute thread
-        g = bench_train("lips_green", steps=1, threads=before, gate=True)
-        assert g["gate"] and not g["in_thread"] and set(g["phases"]) == {"mask warm-up", "edit"}
+        g = bench_train("lips_green", steps=1, threads=before, gate=True, probe_every=0.05)
+        assert g["gate"] and not g["in_thread"] and {"mask warm-up", "edit"} <= set(g["phases"])
+        assert set(g["phases"]) <= {"mask warm-up", "edit", "writing the package"}
+        waits = [w for p in g["phases"].values() for w in p.get("request_waits_s", [])]
+        assert waits and all(w >= 0 for w in waits)  # the preview-like requests ran, each after its wait
+        with pytest.raises(InputError, match="needs --gate"):
+            bench_train("lips_green", steps=1, probe_every=0.1)
 
         def fails(*a, **k):
             raise InputError("from the worker")

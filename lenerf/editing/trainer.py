@@ -347,8 +347,10 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                step_guard: Callable[[], AbstractContextManager] | None = None) -> Path:
     """Train an edit and write its package to ``out_dir``. ``callback`` receives a dict per step (step, losses,
     coverage, eta, and every ``preview_every`` steps a preview image); ``should_stop()`` cancels cleanly (the
-    last checkpoint is kept, no package is written); each step runs inside ``step_guard()`` when given (the app
-    uses it to let interactive requests use the device between two steps)."""
+    last checkpoint is kept, no package is written); each step runs inside ``step_guard()`` when given, and an
+    edit step enters it again before the mapper's half and before that half's backward pass (the app uses it to let
+    interactive requests use the device between two steps and within one: a preview waited for a whole `eyes_big`
+    edit step, docs/speed.md)."""
     from ..clip import load_clip
     from .package import save_edit
     cfg.validate()
@@ -397,6 +399,13 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                     cfg.superresolution, cfg.resolution)
     settings = G.render_settings.replace(depth_resolution=preset.depth_resolution,
                                          depth_resolution_importance=preset.depth_resolution_importance)
+
+    def let_waiting_run() -> None:
+        """Inside an edit step: what ``step_guard`` lets go first (the app's waiting requests) runs now."""
+        if step_guard is not None:
+            with step_guard():
+                pass
+
     t0, start_step = time.time(), step
     total = cfg.afn_warmup + cfg.steps + cfg.afn_cooldown  # mask warm-up, edit steps, mask cool-down
     bar = tqdm(total=total, initial=step, desc=f"train '{cfg.edit_prompt}'", unit="step", disable=not progress)
@@ -510,6 +519,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 edited = src_img
                 logs.update({"clip": 0.0, "ws_l2": 0.0, "deform": 0.0})
             else:
+                let_waiting_run()
                 delta = modules.mapper(ws)
                 wt = ws + cfg.strength * delta
                 no_mapper = not modules.mapper.groups  # the target is the source (e.g. a deformation alone)
@@ -571,6 +581,7 @@ def train_edit(G: Generator, cfg: EditConfig, out_dir: str | Path, clip=None, re
                 loss_m = (cfg.lambda_clip * l_clip + cfg.lambda_ws * l_ws + cfg.lambda_deform * l_def
                           + cfg.lambda_outside * l_out + cfg.lambda_outside_target * l_out_t
                           + cfg.lambda_offset * l_offset)
+                let_waiting_run()  # before the backward pass, the longest part of a deformation step
                 opt_m.zero_grad(set_to_none=True)
                 loss_m.backward()
                 opt_m.step()
