@@ -54,9 +54,9 @@ MASK_FIELDS = ("clip", "clip_pretrained", "negative_mask_prompts", "mask_prompt_
 
 #: words of an edit prompt that ask for another shape (what a texture-only edit, which keeps the geometry, cannot do)
 SHAPE_WORDS = ("long", "short", "big", "small", "large", "tall", "wide", "narrow", "thin", "thick", "round")
-#: their comparatives ("longer hair" asks for the change "long hair" does): :func:`names_shape` finds them too, and a
-#: shape recipe that learns "long" is the recipe for "longer"; in the synthetic world :func:`shape_note` says that
-#: its MiniCLIPs know the base words only (docs/app.md, "Comparatives")
+#: their comparatives ("longer hair" asks for the change "long hair" does): :func:`names_shape` finds them too, a
+#: shape recipe that learns "long" is the recipe for "longer" (its prompts guide too, :func:`for_prompts`), and in the
+#: synthetic world :func:`shape_note` suggests the base word for other prompts (docs/app.md, "Comparatives")
 SHAPE_COMPARATIVES = {"longer": "long", "shorter": "short", "bigger": "big", "smaller": "small", "larger": "large",
                       "taller": "tall", "wider": "wide", "narrower": "narrow", "thinner": "thin", "thicker": "thick",
                       "rounder": "round"}
@@ -106,8 +106,8 @@ def _shape_word_note(cfg: EditConfig, words: list[str]) -> str:
         return (f"'{words[0]}' asks for a change of shape that the shipped {network} recipe makes with the deformation "
                 f"network, which this edit does not train: switch it on (`config --deformation`) for its settings.")
     how = ("untick 'Texture only' (`config --geometry`) for the hair's length (the hair_long recipe's settings); "
-           "switch on the deformation network for the size of the eyes"
-           if cfg.generator == "synthetic" else "untick 'Texture only' (`config --geometry`) to let the geometry change")
+           "switch on the deformation network for the size of the eyes" if cfg.generator == "synthetic"
+           else "untick 'Texture only' (`config --geometry`) to let the geometry change")
     return (f"'{words[0]}' asks for a change of shape, but this edit is texture-only (it keeps the geometry): only "
             f"colours will change. To change the shape: {how}.")
 
@@ -388,5 +388,5 @@ def _part_settings(spec: str, mask_prompt: str, edit_prompt: str, deformation: b
 
 
 __all__ = ["EG3D_DEFAULTS", "MASK_FIELDS", "SHAPE_COMPARATIVES", "SHAPE_WORDS", "SYNTHETIC_DEFAULTS",
-           "SYNTHETIC_DEFORMATION", "fill_threshold", "for_prompts", "make_config", "names_shape", "part_mask_recipe", "part_masks",
-           "part_shape_recipe", "recipes", "shape_note", "variant_source_prompts"]
+           "SYNTHETIC_DEFORMATION", "fill_threshold", "for_prompts", "make_config", "names_shape", "part_mask_recipe",
+           "part_masks", "part_shape_recipe", "recipes", "shape_note", "variant_source_prompts"]
